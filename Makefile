@@ -1,0 +1,35 @@
+# meterroot — `make demo` and `make test` install what is missing first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+install: $(STAMP) node_modules/.installed
+
+# Rebuilt only when the Python package definition changes.
+$(STAMP): setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Installed exactly from the committed lock file.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(VENV)/bin/meterroot demo
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(PY) benchmarks/bench_batch.py --events $${EVENTS:-2000000}
+	$(PY) benchmarks/bench_tree.py --leaves $${LEAVES:-1000000}
+
+clean:
+	rm -rf $(VENV) node_modules
+
+-include mk/*.mk

@@ -1,0 +1,61 @@
+"""The `meterroot` command line: one subcommand per job, each registered by its own module.
+
+Exit codes: 0 success, 2 bad usage or configuration, 1 anything else.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from settlement.errors import MeterrootError, UsageError
+
+# Each module has `register(subparsers)`; its subcommands set `func(args) -> int`.
+COMMAND_MODULES = (
+    "pipelines.generate_cli",
+    "pipelines.batch_cli",
+    "pipelines.demo_cli",
+    "pipelines.chain_cli",
+    "pipelines.quality_cli",
+    "pipelines.stream_cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meterroot",
+        description="Turn node usage events into Merkle-rooted settlement batches.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that command is not part of this build
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_beam_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"meterroot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MeterrootError as exc:
+        print(f"meterroot {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"meterroot {args.command}: interrupted", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
