@@ -1,0 +1,100 @@
+"""Duplicates (SPEC §1-2): one copy of each (provider, event_id) is accepted; exact copies are
+counted and dropped; copies whose content differs are all quarantined, whatever their order;
+a copy of an event settled in an earlier batch is a duplicate if identical, else only the new
+copy is quarantined (settled money never moves)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from settlement.events import CONTENT_COLUMNS, EVENT_SCHEMA, QUARANTINE_SCHEMA
+
+KEY = ["provider", "event_id"]
+
+
+@dataclass
+class Deduped:
+    accepted: pa.Table
+    """One copy of each new event (EVENT_SCHEMA), the first by (source, record_no)."""
+    duplicates: pa.Table
+    """Exact copies dropped: columns source, record_no."""
+    quarantined: pa.Table
+    """Conflicting copies (QUARANTINE_SCHEMA, batch null)."""
+
+
+def content_key(table: pa.Table) -> pa.Array:
+    """One string per row that is equal exactly when the SPEC §1 content is equal."""
+    parts = [pc.fill_null(pc.cast(table.column(c), pa.string()), "") for c in CONTENT_COLUMNS]
+    return pc.binary_join_element_wise(*parts, "\x1f")
+
+
+def _conflicts(rows: pa.Table, detail: str) -> pa.Table:
+    """Quarantine rows for conflicting copies; the record is the normalised copy as JSON."""
+    records = []
+    for row in rows.select(list(EVENT_SCHEMA.names)).to_pylist():
+        record = {k: (str(v) if k == "token_id" and v is not None else v)
+                  for k, v in row.items() if k not in ("source", "record_no", "epoch")}
+        records.append(_json(record))
+    n = rows.num_rows
+    return pa.table({
+        "batch": pa.nulls(n, pa.int64()),
+        "reason": pa.array(["conflicting_duplicate"] * n, pa.string()),
+        "detail": pa.array([detail.format(provider=p, event_id=e) for p, e in
+                            zip(rows.column("provider").to_pylist(), rows.column("event_id").to_pylist())],
+                           pa.string()),
+        "source": rows.column("source").combine_chunks() if n else pa.array([], pa.string()),
+        "record": pa.array(records, pa.string()),
+        "record_no": rows.column("record_no").combine_chunks() if n else pa.array([], pa.int64()),
+    }, schema=QUARANTINE_SCHEMA)
+
+
+def _json(obj) -> str:
+    import json
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def resolve(new: pa.Table, settled: pa.Table | None = None) -> Deduped:
+    """Resolve the new events of one shard against each other and against settled events
+    (SETTLED_EVENT_SCHEMA columns: provider, event_id and the content columns, batch)."""
+    new = new.select(EVENT_SCHEMA.names)
+    order = pc.sort_indices(new, sort_keys=[("source", "ascending"), ("record_no", "ascending")])
+    new = new.take(order)
+    new = new.append_column("_rank", pa.array(range(new.num_rows), pa.int64()))
+    new = new.append_column("_content", content_key(new))
+
+    against_settled = None
+    if settled is not None and settled.num_rows:
+        known = settled.select(KEY).append_column("_settled", content_key(settled)) \
+                       .append_column("_settled_batch", settled.column("batch"))
+        new = new.join(known, keys=KEY, join_type="left outer")
+        seen_before = pc.is_valid(new.column("_settled"))
+        same = pc.fill_null(pc.equal(new.column("_content"), new.column("_settled")), False)
+        against_settled = (pc.and_(seen_before, same), pc.and_(seen_before, pc.invert(same)))
+        fresh = new.filter(pc.invert(seen_before))
+    else:
+        fresh = new
+
+    groups = fresh.group_by(KEY).aggregate([("_content", "count_distinct"), ("_rank", "min")])
+    fresh = fresh.join(groups, keys=KEY, join_type="inner")
+    conflicting = pc.greater(fresh.column("_content_count_distinct"), 1)
+    first = pc.equal(fresh.column("_rank"), fresh.column("_rank_min"))
+    accepted = fresh.filter(pc.and_(pc.invert(conflicting), first))
+    duplicate = fresh.filter(pc.and_(pc.invert(conflicting), pc.invert(first)))
+
+    quarantined = [_conflicts(fresh.filter(conflicting),
+                              "(provider {provider}, event_id {event_id}) was delivered with different "
+                              "content in this run; every copy is held back until the operator "
+                              "re-delivers one consistent copy")]
+    duplicates = [duplicate.select(["source", "record_no"])]
+    if against_settled is not None:
+        duplicates.append(new.filter(against_settled[0]).select(["source", "record_no"]))
+        clashing = new.filter(against_settled[1])
+        quarantined.append(_conflicts(
+            clashing, "(provider {provider}, event_id {event_id}) was settled before with different "
+                      "content; the settled copy stands and this copy is not paid"))
+    accepted = accepted.sort_by([("_rank", "ascending")]).select(EVENT_SCHEMA.names)
+    return Deduped(accepted.cast(EVENT_SCHEMA),
+                   pa.concat_tables(duplicates),
+                   pa.concat_tables(quarantined))

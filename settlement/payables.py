@@ -1,0 +1,75 @@
+"""What each consumer owes each payee (SPEC §5): providers get provider_wei, the treasury the
+protocol fee; a leaf carries the cumulative amount through the batch, so a payee's claim of the
+newest batch collects everything still owed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from settlement.events import AMOUNT_TYPE
+from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hashes
+
+CUMULATIVE_SCHEMA = pa.schema([("consumer", pa.string()), ("payee", pa.string()),
+                               ("cumulative_wei", AMOUNT_TYPE)])
+
+
+@dataclass(frozen=True)
+class Payable:
+    consumer: str
+    """EIP-55 address of the consumer whose deposit pays."""
+    payee: str
+    """EIP-55 address of a provider or the treasury."""
+    amount_wei: int
+    """What this batch adds."""
+    cumulative_wei: int
+    """What the consumer owes the payee through this batch: the leaf's amount."""
+
+
+def batch_amounts(lines: pa.Table, treasury: str) -> dict[tuple[str, str], int]:
+    """Σ provider_wei per (consumer, provider) and Σ protocol_fee_wei per (consumer, treasury);
+    a treasury that is also a provider gets both in one leaf. Zero amounts have no leaf."""
+    amounts: dict[tuple[str, str], int] = {}
+    by_provider = lines.group_by(["consumer", "provider"]).aggregate([("provider_wei", "sum")])
+    for consumer, provider, wei in zip(*by_provider.to_pydict().values()):
+        amounts[(consumer, provider)] = amounts.get((consumer, provider), 0) + int(wei)
+    fees = lines.group_by(["consumer"]).aggregate([("protocol_fee_wei", "sum")])
+    for consumer, wei in zip(*fees.to_pydict().values()):
+        amounts[(consumer, treasury)] = amounts.get((consumer, treasury), 0) + int(wei)
+    return {pair: wei for pair, wei in amounts.items() if wei > 0}
+
+
+def cumulative_by_pair(table: pa.Table | None) -> dict[tuple[str, str], int]:
+    if table is None or not table.num_rows:
+        return {}
+    cols = table.select(CUMULATIVE_SCHEMA.names).to_pydict()
+    return {(c, p): int(w) for c, p, w in zip(cols["consumer"], cols["payee"], cols["cumulative_wei"])}
+
+
+def payables(amounts: Mapping[tuple[str, str], int], prior: Mapping[tuple[str, str], int]) -> list[Payable]:
+    """Leaves of a batch in a fixed order (consumer, payee by lowercase hex)."""
+    pairs = sorted(amounts, key=lambda pair: (pair[0].lower(), pair[1].lower()))
+    return [Payable(c, p, amounts[(c, p)], prior.get((c, p), 0) + amounts[(c, p)]) for c, p in pairs]
+
+
+def cumulative_after(prior: Mapping[tuple[str, str], int], leaves: list[Payable]) -> pa.Table:
+    """The ledger's cumulative snapshot once a batch with these leaves is settled."""
+    merged = dict(prior)
+    for leaf in leaves:
+        merged[(leaf.consumer, leaf.payee)] = leaf.cumulative_wei
+    pairs = sorted(merged, key=lambda pair: (pair[0].lower(), pair[1].lower()))
+    return pa.table({"consumer": [c for c, _ in pairs], "payee": [p for _, p in pairs],
+                     "cumulative_wei": [merged[pair] for pair in pairs]}, schema=CUMULATIVE_SCHEMA)
+
+
+def batch_tree(chain_id: int, registry: str, batch: int, leaves: list[Payable]) -> StandardMerkleTree | None:
+    """The batch's StandardMerkleTree over its payables, or None when nothing is owed."""
+    if not leaves:
+        return None
+    rows = [(leaf.consumer, leaf.payee, leaf.cumulative_wei) for leaf in leaves]
+    hashes = settlement_leaf_hashes(chain_id, registry, batch, rows)
+    chain, reg, b = str(chain_id), registry, str(batch)
+    values = [[chain, reg, b, c, p, str(w)] for c, p, w in rows]
+    return StandardMerkleTree.of(values, SETTLEMENT_LEAF_ENCODING, leaf_hashes=hashes)

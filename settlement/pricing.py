@@ -1,0 +1,103 @@
+"""Settlement lines (SPEC §4): price the usage of a batch, continuing tiers where earlier
+batches left them, and split each charge exactly over providers and the protocol fee."""
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from settlement.errors import InvariantBroken, UsageError
+from settlement.events import AMOUNT_TYPE
+from settlement.fees import allocate, marginal_charge, protocol_fee
+from settlement.tariff import Tariff
+
+PRICE_KEY = ("epoch", "consumer", "contract", "unit")
+"""Graduated tiers apply per this key."""
+USAGE_KEY = PRICE_KEY + ("provider",)
+MAX_AMOUNT = 10**38 - 1
+
+USAGE_SCHEMA = pa.schema([("epoch", pa.int64()), ("consumer", pa.string()), ("contract", pa.string()),
+                          ("unit", pa.string()), ("provider", pa.string()), ("quantity", AMOUNT_TYPE)])
+"""Quantity per (epoch, consumer, contract, unit, provider) of one batch."""
+
+LINE_SCHEMA = pa.schema([
+    ("batch", pa.int64()), ("epoch", pa.int64()), ("consumer", pa.string()), ("contract", pa.string()),
+    ("provider", pa.string()), ("unit", pa.string()), ("quantity", AMOUNT_TYPE),
+    ("amount_wei", AMOUNT_TYPE), ("protocol_fee_wei", AMOUNT_TYPE), ("provider_wei", AMOUNT_TYPE),
+])
+
+SETTLED_QUANTITY_SCHEMA = pa.schema([("epoch", pa.int64()), ("consumer", pa.string()),
+                                     ("contract", pa.string()), ("unit", pa.string()),
+                                     ("quantity", AMOUNT_TYPE)])
+"""Quantity settled so far per pricing key: where the tiers of the next batch start."""
+
+
+def aggregate_usage(events: pa.Table) -> pa.Table:
+    """Σ quantity per (epoch, consumer, contract, unit, provider), exact (DECIMAL(38,0))."""
+    table = events.select(list(USAGE_KEY) + ["quantity"])
+    table = table.set_column(table.schema.get_field_index("quantity"), "quantity",
+                             pc.cast(table.column("quantity"), AMOUNT_TYPE))
+    return merge_usage([table])
+
+
+def merge_usage(parts: list[pa.Table]) -> pa.Table:
+    """Sum partial usage aggregates (the combine step of a CombineFn)."""
+    parts = [p.select(USAGE_SCHEMA.names).cast(USAGE_SCHEMA) for p in parts if p.num_rows]
+    if not parts:
+        return USAGE_SCHEMA.empty_table()
+    merged = pa.concat_tables(parts).group_by(list(USAGE_KEY)).aggregate([("quantity", "sum")])
+    merged = merged.rename_columns([*USAGE_KEY, "quantity"])
+    return merged.select(USAGE_SCHEMA.names).cast(USAGE_SCHEMA)
+
+
+def quantities_by_key(table: pa.Table) -> dict[tuple, int]:
+    """{(epoch, consumer, contract, unit): quantity} of a SETTLED_QUANTITY_SCHEMA table."""
+    cols = table.select(list(PRICE_KEY) + ["quantity"]).to_pydict()
+    return {key: int(q) for *key_parts, q in zip(*cols.values()) for key in [tuple(key_parts)]}
+
+
+def _checked(amount: int, what: str) -> int:
+    if amount > MAX_AMOUNT:
+        raise UsageError(f"{what} of {amount} wei exceeds DECIMAL(38,0), the widest amount the outputs "
+                         "hold; lower the tariff's prices or settle more often")
+    return amount
+
+
+def price_usage(usage: pa.Table, prior: Mapping[tuple, int], tariff: Tariff, batch: int) -> pa.Table:
+    """Settlement lines of one batch from its usage and the quantities settled before it."""
+    usage = usage.sort_by([(c, "ascending") for c in USAGE_KEY])
+    cols = usage.to_pydict()
+    rows = zip(*(cols[c] for c in USAGE_KEY), cols["quantity"])
+    out = {name: [] for name in LINE_SCHEMA.names}
+    for key, group in groupby(rows, key=lambda r: r[:4]):
+        epoch, consumer, contract, unit = key
+        rule = tariff.price_for(contract, unit)
+        if rule is None:
+            raise InvariantBroken(f"usage of unit {unit!r} on {contract} reached pricing without a price")
+        by_provider = {r[4]: int(r[5]) for r in group}
+        charge = _checked(marginal_charge(rule, prior.get(key, 0), sum(by_provider.values())),
+                          f"the charge of epoch {epoch} for {consumer} on {contract} ({unit})")
+        for provider, share in sorted(allocate(charge, by_provider).items()):
+            fee, to_provider = protocol_fee(share, tariff.protocol_fee_bps)
+            for name, value in (("batch", batch), ("epoch", epoch), ("consumer", consumer),
+                                ("contract", contract), ("provider", provider), ("unit", unit),
+                                ("quantity", by_provider[provider]), ("amount_wei", share),
+                                ("protocol_fee_wei", fee), ("provider_wei", to_provider)):
+                out[name].append(value)
+    return pa.table(out, schema=LINE_SCHEMA)
+
+
+def settled_quantities_after(previous: pa.Table, usage: pa.Table) -> pa.Table:
+    """The ledger's quantity snapshot once `usage` is settled."""
+    per_key = usage.group_by(list(PRICE_KEY)).aggregate([("quantity", "sum")]) \
+                   .rename_columns([*PRICE_KEY, "quantity"])
+    parts = [p.select(SETTLED_QUANTITY_SCHEMA.names).cast(SETTLED_QUANTITY_SCHEMA)
+             for p in (previous, per_key) if p is not None and p.num_rows]
+    if not parts:
+        return SETTLED_QUANTITY_SCHEMA.empty_table()
+    merged = pa.concat_tables(parts).group_by(list(PRICE_KEY)).aggregate([("quantity", "sum")]) \
+               .rename_columns([*PRICE_KEY, "quantity"])
+    return merged.select(SETTLED_QUANTITY_SCHEMA.names).cast(SETTLED_QUANTITY_SCHEMA) \
+                 .sort_by([(c, "ascending") for c in PRICE_KEY])

@@ -1,0 +1,85 @@
+"""WriteBatchOutputs: the Parquet, tree and ledger files of a batch, each written atomically.
+
+Data files go to their final place under names fixed by the batch number (a rerun of a killed
+run rewrites the same names); what is only known once the whole run is done (counts, digests,
+the quarantine of a run that may append no batch) goes to OUT/.staging for the driver, which
+writes the manifest, run.json and, last, the ledger head."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow as pa
+
+from settlement.batch import SettledBatch
+from settlement.events import QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
+from sinks import atomic
+from sinks.ledger_store import batch_dir
+
+STAGING = ".staging"
+
+
+def staging_dir(out: Path) -> Path:
+    return Path(out) / STAGING
+
+
+def settled_events_table(table: pa.Table, batch: int) -> pa.Table:
+    table = table.append_column("batch", pa.array([batch] * table.num_rows, pa.int64()))
+    return table.select(SETTLED_EVENT_SCHEMA.names).cast(SETTLED_EVENT_SCHEMA)
+
+
+def concat_quarantine(tables) -> pa.Table:
+    tables = [t.cast(QUARANTINE_SCHEMA) for t in tables]
+    if not tables:
+        return QUARANTINE_SCHEMA.empty_table()
+    return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
+
+
+def write_batch_files(settled: SettledBatch, out: Path) -> dict:
+    """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
+    b = settled.batch
+    atomic.write_parquet(batch_dir(out, "settlement_lines", b) / "part-0.parquet", settled.lines)
+    if settled.tree is not None:
+        atomic.write_json(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump())
+    ledger = Path(out) / "ledger"
+    atomic.write_parquet(ledger / "settled_quantities" / f"batch={b}.parquet", settled.quantities_after)
+    atomic.write_parquet(ledger / "cumulative" / f"batch={b}.parquet", settled.cumulative_after)
+    summary = {"batch": b, "root": settled.root, "leaf_count": len(settled.payables),
+               "total": str(settled.total), "protocol_fee_total": str(settled.protocol_fee_total),
+               "epochs": settled.epochs, "lines": settled.lines.num_rows}
+    atomic.write_json(staging_dir(out) / "batch.json", summary)
+    return summary
+
+
+class WriteBatchOutputs(beam.PTransform):
+    def __init__(self, out: Path, batch: int):
+        super().__init__()
+        self.out = Path(out)
+        self.batch = batch
+
+    def expand(self, outputs):
+        out, batch = self.out, self.batch
+
+        def write_events(element):
+            shard, table = element
+            atomic.write_parquet(batch_dir(out, "events", batch) / f"part-{shard:04d}.parquet",
+                                 settled_events_table(table, batch))
+
+        def write_staged(name):
+            return lambda data: atomic.write_json(staging_dir(out) / name, data)
+
+        outputs["accepted"] | "WriteEvents" >> beam.Map(write_events)
+        (outputs["quarantined"]
+         | "CollectQuarantine" >> beam.combiners.ToList()
+         | "ConcatQuarantine" >> beam.Map(concat_quarantine)
+         | "StageQuarantine" >> beam.Map(
+             lambda t: atomic.write_parquet(staging_dir(out) / "quarantine.parquet", t)))
+        (outputs["counts"]
+         | "SumCounts" >> beam.CombinePerKey(sum)
+         | "CollectCounts" >> beam.combiners.ToList()
+         | "StageCounts" >> beam.Map(lambda pairs: write_staged("counts.json")(
+             sorted([source, category, n] for (source, category), n in pairs))))
+        (outputs["digests"]
+         | "CollectDigests" >> beam.combiners.ToList()
+         | "StageDigests" >> beam.Map(lambda pairs: write_staged("digests.json")(dict(sorted(pairs)))))
+        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out)

@@ -1,0 +1,69 @@
+"""DedupedEvents: one accepted copy of each (provider, event_id), within the run and against
+the events settled by earlier batches; exact copies counted, conflicting copies quarantined.
+
+Events are spread over shards by a hash of (provider, event_id), so every copy of a key, new or
+settled, meets in one shard: a runner can resolve shards in parallel."""
+from __future__ import annotations
+
+import apache_beam as beam
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from settlement.dedup import resolve
+from settlement.events import SETTLED_EVENT_SCHEMA
+from transforms.validated_events import COUNTS, QUARANTINED, count_by_source
+
+_SHARD_SQL = "SELECT CAST(hash(provider, event_id) % {shards} AS INTEGER) AS shard FROM t"
+
+
+def split_by_shard(table: pa.Table, shards: int):
+    """(shard, rows of that shard) for each shard with rows; deterministic across runs."""
+    con = duckdb.connect()
+    con.register("t", table.select(["provider", "event_id"]))
+    shard = con.sql(_SHARD_SQL.format(shards=shards)).to_arrow_table().column("shard").combine_chunks()
+    con.close()
+    for s in pc.unique(shard).to_pylist():
+        yield s, table.filter(pc.equal(shard, s))
+
+
+def read_settled(path: str):
+    yield pq.read_table(path, columns=SETTLED_EVENT_SCHEMA.names).cast(SETTLED_EVENT_SCHEMA)
+
+
+class _Resolve(beam.DoFn):
+    def process(self, element):
+        shard, grouped = element
+        new = list(grouped["new"])
+        if not new:
+            return
+        settled = list(grouped["settled"])
+        result = resolve(pa.concat_tables(new), pa.concat_tables(settled) if settled else None)
+        for key in count_by_source(result.accepted, "accepted"):
+            yield beam.pvalue.TaggedOutput(COUNTS, key)
+        for key in count_by_source(result.duplicates, "duplicates"):
+            yield beam.pvalue.TaggedOutput(COUNTS, key)
+        if result.quarantined.num_rows:
+            yield beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined)
+        if result.accepted.num_rows:
+            yield shard, result.accepted
+
+
+class DedupedEvents(beam.PTransform):
+    """Validated event tables -> (shard, accepted table), plus `quarantined` and `counts`."""
+
+    def __init__(self, settled_files: list[str], shards: int = 8):
+        super().__init__()
+        self.settled_files = list(settled_files)
+        self.shards = shards
+
+    def expand(self, events):
+        new = events | "ShardNew" >> beam.FlatMap(split_by_shard, self.shards)
+        settled = (events.pipeline
+                   | "SettledFiles" >> beam.Create(self.settled_files)
+                   | "ReadSettled" >> beam.FlatMap(read_settled)
+                   | "ShardSettled" >> beam.FlatMap(split_by_shard, self.shards))
+        return ({"new": new, "settled": settled}
+                | "GroupByShard" >> beam.CoGroupByKey()
+                | "Resolve" >> beam.ParDo(_Resolve()).with_outputs(QUARANTINED, COUNTS, main="accepted"))

@@ -1,0 +1,19 @@
+"""SettlementBatches: the batch's lines -> its payables, Merkle tree and ledger snapshots."""
+from __future__ import annotations
+
+import apache_beam as beam
+import pyarrow as pa
+
+from settlement.batch import settle_batch
+
+
+class SettlementBatches(beam.PTransform):
+    def __init__(self, batch: int, chain_id: int, registry: str, treasury: str,
+                 prior_quantities: pa.Table | None, prior_cumulative: pa.Table | None):
+        super().__init__()
+        self.args = (batch, chain_id, registry, treasury, prior_quantities, prior_cumulative)
+
+    def expand(self, lines):
+        return (lines
+                | "DropEmpty" >> beam.Filter(lambda table: table.num_rows > 0)
+                | "BuildTree" >> beam.Map(lambda table: settle_batch(table, *self.args)))

@@ -1,0 +1,41 @@
+"""SettlementLines: accepted events -> priced settlement lines of the batch (one table)."""
+from __future__ import annotations
+
+import apache_beam as beam
+import pyarrow as pa
+
+from settlement.pricing import aggregate_usage, merge_usage, price_usage, quantities_by_key
+from settlement.tariff import Tariff
+
+
+class UsageCombineFn(beam.CombineFn):
+    """Σ quantity per (epoch, consumer, contract, unit, provider) over Arrow tables."""
+
+    COMPACT_EVERY = 16
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, parts, table):
+        parts.append(table)
+        return [merge_usage(parts)] if len(parts) >= self.COMPACT_EVERY else parts
+
+    def merge_accumulators(self, accumulators):
+        return [table for parts in accumulators for table in parts]
+
+    def extract_output(self, parts):
+        return merge_usage(parts)  # the empty case: an empty usage table, priced to no lines
+
+
+class SettlementLines(beam.PTransform):
+    def __init__(self, tariff: Tariff, batch: int, prior_quantities: pa.Table | None):
+        super().__init__()
+        self.tariff = tariff
+        self.batch = batch
+        self.prior = quantities_by_key(prior_quantities) if prior_quantities is not None else {}
+
+    def expand(self, accepted):
+        return (accepted
+                | "AggregateUsage" >> beam.Map(lambda kv: aggregate_usage(kv[1]))
+                | "SumUsage" >> beam.CombineGlobally(UsageCombineFn())
+                | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch))
