@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from settlement.errors import MeterrootError, UsageError
@@ -19,6 +20,13 @@ COMMAND_MODULES = (
     "pipelines.quality_cli",
     "pipelines.stream_cli",
 )
+
+
+def quiet_logging() -> None:
+    """Beam and its optional GCP imports log warnings at import time that mean nothing for a
+    local run; meterroot prints what matters itself. METERROOT_LOG=INFO shows them."""
+    import os
+    logging.basicConfig(level=os.environ.get("METERROOT_LOG", "ERROR").upper())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_logging()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_beam_options", False):

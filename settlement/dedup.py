@@ -55,17 +55,56 @@ def _json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _unique_keys(table: pa.Table) -> pa.Array:
+    """Mask of rows whose (provider, event_id) occurs once in `table`."""
+    counts = table.select(KEY).group_by(KEY).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if not repeated.num_rows:
+        return pa.array([True] * table.num_rows, pa.bool_())
+    marked = table.select(KEY).append_column("_row", pa.array(range(table.num_rows), pa.int64())) \
+                  .join(repeated, keys=KEY, join_type="left semi")
+    mask = [True] * table.num_rows
+    for row in marked.column("_row").to_pylist():
+        mask[row] = False
+    return pa.array(mask, pa.bool_())
+
+
 def resolve(new: pa.Table, settled: pa.Table | None = None) -> Deduped:
     """Resolve the new events of one shard against each other and against settled events
-    (SETTLED_EVENT_SCHEMA columns: provider, event_id and the content columns, batch)."""
+    (SETTLED_EVENT_SCHEMA columns: provider, event_id and the content columns, batch).
+
+    Most keys occur once and were never settled: they are accepted without comparing content;
+    only repeated or already settled keys take the slow path of content comparison."""
     new = new.select(EVENT_SCHEMA.names)
     order = pc.sort_indices(new, sort_keys=[("source", "ascending"), ("record_no", "ascending")])
     new = new.take(order)
     new = new.append_column("_rank", pa.array(range(new.num_rows), pa.int64()))
-    new = new.append_column("_content", content_key(new))
 
-    against_settled = None
+    simple = _unique_keys(new)
     if settled is not None and settled.num_rows:
+        seen = new.select(KEY + ["_rank"]).join(settled.select(KEY), keys=KEY, join_type="left semi")
+        if seen.num_rows:
+            seen_mask = pc.is_in(new.column("_rank"), seen.column("_rank"))
+            simple = pc.and_(simple, pc.invert(seen_mask))
+    else:
+        settled = None
+    fast = new.filter(simple)
+    slow = new.filter(pc.invert(simple))
+    if not slow.num_rows:
+        return Deduped(fast.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA),
+                       pa.table({"source": pa.array([], pa.string()), "record_no": pa.array([], pa.int64())}),
+                       QUARANTINE_SCHEMA.empty_table())
+    result = _resolve_by_content(slow, settled)
+    accepted = pa.concat_tables([fast.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA), result.accepted]) \
+                 .sort_by([("source", "ascending"), ("record_no", "ascending")])
+    return Deduped(accepted, result.duplicates, result.quarantined)
+
+
+def _resolve_by_content(new: pa.Table, settled: pa.Table | None) -> Deduped:
+    """The rows whose key repeats or was settled before, compared by content."""
+    new = new.append_column("_content", content_key(new))
+    against_settled = None
+    if settled is not None:
         known = settled.select(KEY).append_column("_settled", content_key(settled)) \
                        .append_column("_settled_batch", settled.column("batch"))
         new = new.join(known, keys=KEY, join_type="left outer")

@@ -70,22 +70,28 @@ def price_usage(usage: pa.Table, prior: Mapping[tuple, int], tariff: Tariff, bat
     usage = usage.sort_by([(c, "ascending") for c in USAGE_KEY])
     cols = usage.to_pydict()
     rows = zip(*(cols[c] for c in USAGE_KEY), cols["quantity"])
-    out = {name: [] for name in LINE_SCHEMA.names}
+    lines = []
+    rules = {}
+    fee_bps = tariff.protocol_fee_bps
     for key, group in groupby(rows, key=lambda r: r[:4]):
         epoch, consumer, contract, unit = key
-        rule = tariff.price_for(contract, unit)
+        rule = rules.get((contract, unit))
         if rule is None:
-            raise InvariantBroken(f"usage of unit {unit!r} on {contract} reached pricing without a price")
+            rule = rules[(contract, unit)] = tariff.price_for(contract, unit)
+            if rule is None:
+                raise InvariantBroken(f"usage of unit {unit!r} on {contract} reached pricing without a price")
         by_provider = {r[4]: int(r[5]) for r in group}
-        charge = _checked(marginal_charge(rule, prior.get(key, 0), sum(by_provider.values())),
-                          f"the charge of epoch {epoch} for {consumer} on {contract} ({unit})")
-        for provider, share in sorted(allocate(charge, by_provider).items()):
-            fee, to_provider = protocol_fee(share, tariff.protocol_fee_bps)
-            for name, value in (("batch", batch), ("epoch", epoch), ("consumer", consumer),
-                                ("contract", contract), ("provider", provider), ("unit", unit),
-                                ("quantity", by_provider[provider]), ("amount_wei", share),
-                                ("protocol_fee_wei", fee), ("provider_wei", to_provider)):
-                out[name].append(value)
+        charge = marginal_charge(rule, prior.get(key, 0), sum(by_provider.values()))
+        if charge > MAX_AMOUNT:
+            _checked(charge, f"the charge of epoch {epoch} for {consumer} on {contract} ({unit})")
+        shares = allocate(charge, by_provider) if len(by_provider) > 1 else by_provider.fromkeys(by_provider, charge)
+        for provider in sorted(shares):
+            share = shares[provider]
+            fee, to_provider = protocol_fee(share, fee_bps)
+            lines.append((batch, epoch, consumer, contract, provider, unit, by_provider[provider],
+                          share, fee, to_provider))
+    columns = list(zip(*lines)) if lines else [[] for _ in LINE_SCHEMA.names]
+    out = dict(zip(LINE_SCHEMA.names, columns))
     return pa.table(out, schema=LINE_SCHEMA)
 
 

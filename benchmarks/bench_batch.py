@@ -1,0 +1,97 @@
+"""meterroot batch vs DuckDB SQL computing the same settlement lines, on the same file.
+
+    .venv/bin/python benchmarks/bench_batch.py --events 2000000
+
+Prints meterroot's wall time and events/s, DuckDB's wall time, their ratio (target <= 5 at 2M
+events), peak memory of the meterroot run, and checks both give the same total wei."""
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from settlement.tariff import load_tariff  # noqa: E402
+
+TARIFF = REPO / "pipelines" / "defaults" / "tariff.yaml"
+REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+def events_file(n: int, seed: int, cache: Path) -> Path:
+    path = cache / f"events-{n}-{seed}.jsonl"
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "pipelines.cli", "generate", "--events", str(n),
+                        "--output", str(path), "--seed", str(seed)], check=True, cwd=REPO)
+    return path
+
+
+def duckdb_lines(path: Path, threads: int) -> tuple[float, int, int]:
+    tariff = load_tariff(TARIFF)
+    rows = []
+    for rule in tariff.prices:
+        lo = 0
+        for tier in rule.tiers:
+            rows.append((rule.unit, rule.per, lo, tier.up_to, str(tier.price_wei)))
+            lo = tier.up_to or lo
+    tiers = pa.table({"unit": [r[0] for r in rows], "per": [r[1] for r in rows],
+                      "lo": [r[2] for r in rows], "hi": [r[3] for r in rows],
+                      "price_wei": pa.array([r[4] for r in rows]).cast(pa.decimal128(38, 0))})
+    sql = (REPO / "benchmarks" / "duckdb_lines.sql").read_text().format(
+        input=path, epoch_ms=tariff.epoch_seconds * 1000, fee_bps=tariff.protocol_fee_bps)
+    con = duckdb.connect(config={"threads": threads})
+    con.register("tiers", tiers)
+    start = time.perf_counter()
+    n_lines, total = con.sql(f"SELECT count(*), sum(amount_wei)::VARCHAR FROM ({sql})").fetchall()[0]
+    return time.perf_counter() - start, n_lines, int(total)
+
+
+def meterroot_run(path: Path, out: Path, extra: list[str]) -> tuple[float, int, dict]:
+    cmd = [sys.executable, "-m", "pipelines.cli", "batch", "--input", str(path), "--tariff", str(TARIFF),
+           "--output", str(out), "--chain-id", "31337", "--registry", REGISTRY, "--no-validate", *extra]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    import json
+    manifest = json.loads((out / "batches" / "1" / "manifest.json").read_text())
+    return elapsed, peak_kb, manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
+    args, extra = parser.parse_known_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    path = events_file(args.events, args.seed, args.cache)
+    size_mb = path.stat().st_size / 1e6
+    out = Path(tempfile.mkdtemp(prefix="meterroot-bench-"))
+    try:
+        m_time, peak_kb, manifest = meterroot_run(path, out, extra)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    d_time, d_lines, d_total = duckdb_lines(path, threads=2)
+    print(f"input: {args.events:,} events, {size_mb:,.0f} MB JSONL ({path})")
+    print(f"meterroot batch: {m_time:6.1f} s  {args.events / m_time:10,.0f} events/s  "
+          f"peak RSS {peak_kb / 1024:,.0f} MiB  lines {manifest['lines']:,}  total {manifest['total']} wei")
+    print(f"duckdb SQL:      {d_time:6.1f} s  {args.events / d_time:10,.0f} events/s  "
+          f"lines {d_lines:,}  total {d_total} wei")
+    print(f"ratio meterroot/duckdb: {m_time / d_time:.2f} (target <= 5)")
+    if int(manifest["total"]) != d_total or manifest["lines"] != d_lines:
+        print("MISMATCH: meterroot and DuckDB disagree on the settlement lines", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Everything meterroot does on an EVM chain: a local anvil, deployment, commits, deposits, claims.
+
+Modules, from the node up:
+    anvil        a local anvil kept under OUT/chain/ (`chain up` / `chain down`)
+    keys         which key signs (never printed)
+    rpc          connect with retries; send, wait for receipts and confirmations; ChainError
+    artifacts    the compiled contracts and the decoding of their custom errors
+    deployment   deploy a registry (and a test token); the deployment file
+    registry     one deployed SettlementRegistry: views and transactions
+    batch_files  OUT/batches/<B>: manifests, trees, proofs
+    settle       commit OUT's batches idempotently, claim, status
+    local        the whole round trip on a local chain, for `meterroot demo`
+
+The demo's entry points are re-exported here.
+"""
+from sinks.chain.local import (
+    DEMO_CHALLENGE_PERIOD,
+    DEMO_THAW_PERIOD,
+    LocalSettlement,
+    connect_registry,
+    deploy_local,
+    settle_one_leaf,
+    start_local_chain,
+    stop_local_chain,
+)
+
+__all__ = [
+    "DEMO_CHALLENGE_PERIOD",
+    "DEMO_THAW_PERIOD",
+    "LocalSettlement",
+    "connect_registry",
+    "deploy_local",
+    "settle_one_leaf",
+    "start_local_chain",
+    "stop_local_chain",
+]

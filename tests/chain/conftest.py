@@ -1,0 +1,70 @@
+"""One anvil for the whole chain suite, on a free port of 127.0.0.1; fresh contracts per test.
+
+Tests isolate themselves by deploying their own token and registry (two transactions), not by
+reverting snapshots: the chain's clock only moves forward, which every test tolerates.
+"""
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+
+from sinks.chain import anvil
+from sinks.chain.deployment import deploy
+from sinks.chain.keys import anvil_dev_account
+from sinks.chain.registry import Registry
+from sinks.chain.rpc import Sender, connect
+
+CHALLENGE_PERIOD = 100
+THAW_PERIOD = 300
+
+
+@pytest.fixture(scope="session")
+def anvil_url(tmp_path_factory):
+    port = anvil.free_port()
+    log_file = tmp_path_factory.mktemp("anvil") / "anvil.log"
+    process = anvil.launch(port, log_file)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        anvil.wait_ready(url, process, log_file)
+        yield url
+    finally:
+        anvil.terminate(process.pid)
+
+
+@pytest.fixture(scope="session")
+def w3(anvil_url):
+    return connect(anvil_url)
+
+
+@pytest.fixture(scope="session")
+def dev(w3):
+    """Sender signing with anvil's first dev key: deployer, admin, committer, governance."""
+    return Sender(w3, anvil_dev_account())
+
+
+@pytest.fixture
+def new_account(w3):
+    """Factory of fresh accounts holding 10 ETH for gas."""
+    def make():
+        account = Account.create()
+        w3.provider.make_request("anvil_setBalance", [account.address, hex(10 * 10**18)])
+        return account
+    return make
+
+
+@pytest.fixture
+def deployment(dev, anvil_url):
+    return deploy(dev, test_token=True, challenge_period=CHALLENGE_PERIOD, thaw_period=THAW_PERIOD,
+                  rpc_url=anvil_url)
+
+
+@pytest.fixture
+def registry(w3, deployment, dev):
+    """The fresh registry, driven by the dev key."""
+    return Registry(w3, deployment, dev)
+
+
+@pytest.fixture
+def as_account(w3, deployment):
+    """`as_account(account)`: the same registry driven by another key."""
+    return lambda account: Registry(w3, deployment, Sender(w3, account))
