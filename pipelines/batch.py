@@ -97,7 +97,9 @@ def _registry(text: str | None) -> str:
 def build_pipeline(p, paths: list[str], tariff: Tariff, state: LedgerState, chain_id: int,
                    registry: str, out: Path, shards: int) -> None:
     records = p | "Inputs" >> beam.Create(paths) | "ReadUsageFiles" >> ReadUsageRecords()
-    outputs = records.records | "SettleUsage" >> SettleUsage(tariff, state, chain_id, registry, shards)
+    spill_dir = str(staging_dir(out) / "spill")
+    outputs = records.records | "SettleUsage" >> SettleUsage(tariff, state, chain_id, registry, shards,
+                                                               spill_dir)
     outputs["digests"] = records.digests
     outputs | "WriteBatchOutputs" >> WriteBatchOutputs(out, state.batch)
 

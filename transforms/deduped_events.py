@@ -2,7 +2,8 @@
 the events settled by earlier batches; exact copies counted, conflicting copies quarantined.
 
 Events are spread over shards by a hash of (provider, event_id), so every copy of a key, new or
-settled, meets in one shard: a runner can resolve shards in parallel."""
+settled, meets in one shard: a runner can resolve shards in parallel. With `spill_dir`, shard
+parts travel as Arrow IPC files (transforms/spill.py) instead of pickled tables."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 
 from settlement.dedup import resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
+from transforms.spill import spill, unspill
 from transforms.validated_events import COUNTS, QUARANTINED, count_by_source
 
 _SHARD_SQL = "SELECT CAST(hash(lower(provider), event_id) % {shards} AS INTEGER) AS shard FROM t"
@@ -34,7 +36,7 @@ def expand(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.cast(schema)
 
 
-def split_by_shard(table: pa.Table, shards: int):
+def split_by_shard(table: pa.Table, shards: int, spill_dir: str | None = None):
     """(shard, rows of that shard) for each shard with rows; deterministic across runs."""
     con = duckdb.connect()
     con.register("t", table.select(["provider", "event_id"]))
@@ -42,8 +44,12 @@ def split_by_shard(table: pa.Table, shards: int):
     con.close()
     table = compact(table)
     for s in sorted(pc.unique(shard).to_pylist()):
-        # filter copies the rows; a slice would drag (and pickle) the whole block's buffers along
-        yield s, table.filter(pc.equal(shard, s))
+        part = table.filter(pc.equal(shard, s))
+        yield s, spill(part, spill_dir) if spill_dir else part
+
+
+def _load(part, schema: pa.Schema) -> pa.Table:
+    return expand(unspill(part) if isinstance(part, str) else part, schema)
 
 
 def read_settled(path: str):
@@ -53,16 +59,18 @@ def read_settled(path: str):
 class _Resolve(beam.DoFn):
     def process(self, element):
         shard, grouped = element
-        new = [expand(t, EVENT_SCHEMA) for t in grouped["new"]]
+        new = [_load(t, EVENT_SCHEMA) for t in grouped["new"]]
         if not new:
             return
-        settled = [expand(t, SETTLED_EVENT_SCHEMA) for t in grouped["settled"]]
+        settled = [_load(t, SETTLED_EVENT_SCHEMA) for t in grouped["settled"]]
         result = resolve(pa.concat_tables(new), pa.concat_tables(settled) if settled else None)
         for key in count_by_source(result.accepted, "accepted"):
             yield beam.pvalue.TaggedOutput(COUNTS, key)
         for key in count_by_source(result.duplicates, "duplicates"):
             yield beam.pvalue.TaggedOutput(COUNTS, key)
         if result.quarantined.num_rows:
+            for key in count_by_source(result.quarantined, "quarantined"):
+                yield beam.pvalue.TaggedOutput(COUNTS, key)
             yield beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined)
         if result.accepted.num_rows:
             yield shard, result.accepted
@@ -71,17 +79,18 @@ class _Resolve(beam.DoFn):
 class DedupedEvents(beam.PTransform):
     """Validated event tables -> (shard, accepted table), plus `quarantined` and `counts`."""
 
-    def __init__(self, settled_files: list[str], shards: int = 8):
+    def __init__(self, settled_files: list[str], shards: int = 8, spill_dir: str | None = None):
         super().__init__()
         self.settled_files = list(settled_files)
         self.shards = shards
+        self.spill_dir = spill_dir
 
     def expand(self, events):
-        new = events | "ShardNew" >> beam.FlatMap(split_by_shard, self.shards)
+        new = events | "ShardNew" >> beam.FlatMap(split_by_shard, self.shards, self.spill_dir)
         settled = (events.pipeline
                    | "SettledFiles" >> beam.Create(self.settled_files)
                    | "ReadSettled" >> beam.FlatMap(read_settled)
-                   | "ShardSettled" >> beam.FlatMap(split_by_shard, self.shards))
+                   | "ShardSettled" >> beam.FlatMap(split_by_shard, self.shards, self.spill_dir))
         return ({"new": new, "settled": settled}
                 | "GroupByShard" >> beam.CoGroupByKey()
                 | "Resolve" >> beam.ParDo(_Resolve()).with_outputs(QUARANTINED, COUNTS, main="accepted"))

@@ -31,8 +31,10 @@ class SettleUsage(beam.PTransform):
     accepted (shard, events), quarantined (tables), counts ((source, category), n),
     batch (zero or one SettledBatch)."""
 
-    def __init__(self, tariff: Tariff, state: LedgerState, chain_id: int, registry: str, shards: int = 8):
+    def __init__(self, tariff: Tariff, state: LedgerState, chain_id: int, registry: str, shards: int = 8,
+                 spill_dir: str | None = None):
         super().__init__()
+        self.spill_dir = spill_dir
         self.tariff = tariff
         self.state = state
         self.chain_id = chain_id
@@ -41,7 +43,8 @@ class SettleUsage(beam.PTransform):
 
     def expand(self, raw):
         validated = raw | "ValidatedEvents" >> ValidatedEvents(self.tariff)
-        deduped = validated.events | "DedupedEvents" >> DedupedEvents(self.state.settled_files, self.shards)
+        deduped = validated.events | "DedupedEvents" >> DedupedEvents(
+            self.state.settled_files, self.shards, self.spill_dir)
         lines = deduped.accepted | "SettlementLines" >> SettlementLines(
             self.tariff, self.state.batch, self.state.quantities)
         batch = lines | "SettlementBatches" >> SettlementBatches(

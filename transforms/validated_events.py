@@ -31,6 +31,8 @@ class _Validate(beam.DoFn):
         if result.events.num_rows:
             yield result.events
         if result.quarantined.num_rows:
+            for key in count_by_source(result.quarantined, "quarantined"):
+                yield beam.pvalue.TaggedOutput(COUNTS, key)
             yield beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined)
 
 

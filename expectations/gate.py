@@ -1,0 +1,38 @@
+"""The gate before a root goes on chain: the batch must have passed `meterroot validate`.
+
+Imports neither Great Expectations nor DuckDB: `meterroot chain commit` calls it cheaply.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from expectations.outputs import manifest_path
+from expectations.records import manifest_digest, read_record, record_path
+from settlement.errors import UsageError
+
+
+class ValidationGateError(UsageError):
+    """The batch has no passing, current validation: it must not be committed as it is."""
+
+
+def check_batch_validated(out_dir: Path, batch: int) -> None:
+    """Return quietly when `batch` of `out_dir` passed validation for its current manifest;
+    raise ValidationGateError saying why not (failed suites, never validated, stale) otherwise."""
+    out_dir = Path(out_dir)
+    rerun = f"`meterroot validate --output {out_dir} --batch {batch}`"
+    override = "or pass --skip-validation to commit it anyway"
+    if not manifest_path(out_dir, batch).exists():
+        raise ValidationGateError(f"batch {batch} does not exist in {out_dir} (no "
+                                  f"{manifest_path(out_dir, batch)}); nothing to commit")
+    record = read_record(out_dir, batch)
+    if record is None:
+        raise ValidationGateError(f"batch {batch} of {out_dir} was never validated "
+                                  f"({record_path(out_dir, batch)} is missing): run {rerun}, {override}")
+    if record.manifest_sha256 != manifest_digest(out_dir, batch):
+        raise ValidationGateError(f"batch {batch} of {out_dir} changed since it was validated at "
+                                  f"{record.validated_at} (its manifest differs): run {rerun} again, {override}")
+    if not record.success:
+        failed = ", ".join(name for name, ok in record.suites.items() if not ok) or "unknown"
+        raise ValidationGateError(
+            f"batch {batch} of {out_dir} failed validation at {record.validated_at}: suites {failed} failed "
+            f"(see {out_dir / record.data_docs}); fix the output and run {rerun}, {override}")
