@@ -4,8 +4,11 @@ Thin by design: check the configuration before any data is read, wire sources ->
 sinks, then commit what the pipeline wrote (manifest, run.json, ledger head last)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +107,13 @@ def build_pipeline(p, paths: list[str], tariff: Tariff, state: LedgerState, chai
     outputs | "WriteBatchOutputs" >> WriteBatchOutputs(out, state.batch)
 
 
+def _failpoint(name: str) -> None:
+    """Tests kill the run here (SIGKILL, as an operator's kill -9 would) to prove a run killed
+    at any point leaves the previous complete state: METERROOT_FAILPOINT=<name>."""
+    if os.environ.get("METERROOT_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _read_staged(out: Path, name: str, default):
     path = staging_dir(out) / name
     return json.loads(path.read_text()) if path.exists() else default
@@ -136,11 +146,11 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
     else:
         if quarantine.exists() and pq.read_metadata(quarantine).num_rows:
             digest = atomic.dumps_json(inputs)
-            import hashlib
             name = hashlib.sha256(digest).hexdigest()[:16]
             atomic.write_parquet(Path(out) / "quarantine" / "unbatched" / f"run-{name}.parquet",
                                  pq.read_table(quarantine))
         message = "nothing new to settle: no batch appended"
+    _failpoint("before-run-json")
     run = {**total, "batch": batch if appended else None, "inputs": inputs, "message": message,
            "tariff_hash": tariff.hash}
     if appended:
@@ -150,6 +160,7 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
         quantities = pq.read_table(store.root / "settled_quantities" / f"batch={batch}.parquet")
         cumulative = pq.read_table(store.root / "cumulative" / f"batch={batch}.parquet")
         atomic.write_json(Path(out) / "run.json", run)
+        _failpoint("before-ledger-head")
         store.commit(new_head, quantities, cumulative, tariff)
     else:
         atomic.write_json(Path(out) / "run.json", run)

@@ -38,6 +38,11 @@ def write_json(path: Path, data) -> None:
     write_bytes(path, dumps_json(data))
 
 
+def write_compact_json(path: Path, data) -> None:
+    """Large machine-read JSON (Merkle tree dumps): no indentation, same key order as given."""
+    write_bytes(path, json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode() + b"\n")
+
+
 def write_parquet(path: Path, table: pa.Table) -> None:
     """Parquet without wall-clock metadata, so equal tables give equal bytes."""
     _replace(Path(path), lambda handle: pq.write_table(
