@@ -98,9 +98,10 @@ class _Rules:
         # malformed: not an object, or an optional/untyped field of the wrong shape.
         malformed = pc.is_valid(raw.column("malformed").combine_chunks())
         node_kind = _kind(raw, "node_id")
+        node_length = pc.fill_null(pc.utf8_length(_text(raw, "node_id")), 0)
         node_bad = pc.and_(pc.invert(_is(node_kind, KIND_MISSING)),
                            pc.or_(pc.invert(_is(node_kind, KIND_STRING)),
-                                  pc.greater(pc.fill_null(pc.utf8_length(_text(raw, "node_id")), 0), 128)))
+                                  pc.or_(pc.equal(node_length, 0), pc.greater(node_length, 128))))
         token_kind = _kind(raw, "token_id")
         token_digits = pc.fill_null(pc.match_substring_regex(_text(raw, "token_id"), r"^[0-9]{1,38}$"), False)
         token_given = pc.invert(_is(token_kind, KIND_MISSING))
@@ -173,7 +174,8 @@ def _detail(reason: str, row: dict, tariff: Tariff) -> str:
     if reason == "malformed":
         if row.get("malformed"):
             return f"record is {row['malformed']}"
-        if kind("node_id") not in (KIND_MISSING,) and (kind("node_id") != KIND_STRING or len(value("node_id") or "") > 128):
+        if kind("node_id") != KIND_MISSING and (kind("node_id") != KIND_STRING
+                                                or not 1 <= len(value("node_id") or "") <= 128):
             return f"node_id {value('node_id')!r} must be a string of 1 to 128 characters"
         return (f"token_id {value('token_id')!r} must be a non-negative integer of at most 38 digits "
                 "(a JSON integer or a string of digits)")
