@@ -56,16 +56,18 @@ def _raw_table(n: int, source: str, first_no: int, columns: dict) -> pa.Table:
 # --- JSON lines -------------------------------------------------------------------------------
 
 _PATHS = "[" + ", ".join(f"'{f}'" for f in FIELDS) + "]"
-_COLUMNS = ", ".join(f'json_type(j[{i}]) AS "{kind_column(f)}", json_extract_string(j[{i}], \'$\') AS "{f}"'
+_COLUMNS = ", ".join(f'types[{i}] AS "{kind_column(f)}", vals[{i}] AS "{f}"'
                      for i, f in enumerate(FIELDS, start=1))
-# One parse of each line: json_extract pulls every field's JSON text at once; typing and
-# unquoting those short texts afterwards is cheap (20% faster than typing the whole line twice).
+# json_type and json_extract_string over the list of paths: DuckDB reads each line for both,
+# which measured faster than one json_extract followed by typing each extracted value.
 _JSONL_FAST = f"""SELECT top, {_COLUMNS} FROM (
-    SELECT json_type(line) AS top, json_extract(line, {_PATHS}) AS j FROM lines)"""
+    SELECT json_type(line) AS top, json_type(line, {_PATHS}) AS types,
+           json_extract_string(line, {_PATHS}) AS vals FROM lines)"""
 # Fallback for a block with a line that is not JSON at all: json_type raises on it, so the
 # block is parsed again with try_cast, which is slower but marks the bad lines.
 _JSONL_TOLERANT = f"""SELECT top, {_COLUMNS} FROM (
-    SELECT json_type(doc) AS top, json_extract(doc, {_PATHS}) AS j
+    SELECT json_type(doc) AS top, json_type(doc, {_PATHS}) AS types,
+           json_extract_string(doc, {_PATHS}) AS vals
     FROM (SELECT try_cast(line AS JSON) AS doc FROM lines))"""
 
 

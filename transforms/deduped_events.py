@@ -17,7 +17,7 @@ from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from transforms.spill import spill, unspill
 from transforms.validated_events import COUNTS, QUARANTINED, count_by_source
 
-_SHARD_SQL = "SELECT CAST(hash(lower(provider), event_id) % {shards} AS INTEGER) AS shard FROM t"
+_SHARD_SQL = "SELECT CAST(hash(provider, event_id) % {shards} AS INTEGER) AS shard FROM t"
 
 
 # Columns with few distinct values travel the shuffle dictionary-encoded: a fraction of the bytes.
