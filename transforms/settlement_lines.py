@@ -37,5 +37,5 @@ class SettlementLines(beam.PTransform):
     def expand(self, accepted):
         return (accepted
                 | "AggregateUsage" >> beam.Map(lambda kv: aggregate_usage(kv[1]))
-                | "SumUsage" >> beam.CombineGlobally(UsageCombineFn())
+                | "SumUsage" >> beam.CombineGlobally(UsageCombineFn()).without_defaults()
                 | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch))
