@@ -6,6 +6,9 @@ file holds comes out, readable or not: nothing is skipped here.
 """
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterator
 
 import duckdb
@@ -92,21 +95,34 @@ def _malformed_json(top: pa.Array) -> pa.Array:
                    pc.binary_join_element_wise("a JSON ", pc.utf8_lower(top), ", not an object", "")))
 
 
+PREFETCH_BLOCKS = 2
+"""Blocks decoded ahead, on worker threads, while the caller works on the current one: DuckDB
+and Arrow release the GIL, so decoding the next block overlaps validating this one."""
+
+
 class JsonLinesDecoder:
-    """Lines -> raw records with DuckDB's JSON functions (one connection per decoder)."""
+    """Lines -> raw records with DuckDB's JSON functions (a cursor per thread)."""
 
     def __init__(self):
         self._con = duckdb.connect(config={"threads": 2})
+        self._local = threading.local()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._con.cursor()
+        return cursor
 
     def _query(self, lines: pa.Array) -> pa.Table:
-        self._con.register("lines", pa.table({"line": lines}))
+        con = self._cursor()
+        con.register("lines", pa.table({"line": lines}))
         try:
             try:
-                return self._con.sql(_JSONL_FAST).to_arrow_table()
+                return con.sql(_JSONL_FAST).to_arrow_table()
             except duckdb.InvalidInputException:
-                return self._con.sql(_JSONL_TOLERANT).to_arrow_table()
+                return con.sql(_JSONL_TOLERANT).to_arrow_table()
         finally:
-            self._con.unregister("lines")
+            con.unregister("lines")
 
     def decode(self, lines: pa.Array, source: str, first_no: int) -> pa.Table:
         if isinstance(lines, pa.ChunkedArray):
@@ -140,14 +156,23 @@ class JsonLinesDecoder:
             convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()},
                                                  strings_can_be_null=False))
         next_no = 1
-        try:
-            for batch in reader:
-                lines = batch.column(0)
-                yield self.decode(lines, source, next_no)
-                next_no += len(lines)
-        except pa.ArrowInvalid as exc:
-            raise InvalidInput(f"input {source} cannot be read as JSON lines: {exc}; "
-                               "check that it is UTF-8 text with one JSON object per line") from None
+        pending: deque = deque()
+        with ThreadPoolExecutor(max_workers=PREFETCH_BLOCKS, thread_name_prefix="decode") as pool:
+            try:
+                for batch in reader:
+                    lines = batch.column(0)
+                    pending.append(pool.submit(self.decode, lines, source, next_no))
+                    next_no += len(lines)
+                    if len(pending) > PREFETCH_BLOCKS:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            except pa.ArrowInvalid as exc:
+                raise InvalidInput(f"input {source} cannot be read as JSON lines: {exc}; "
+                                   "check that it is UTF-8 text with one JSON object per line") from None
+            finally:
+                for future in pending:
+                    future.cancel()
         if bad_lines:
             yield self.decode(pa.array(bad_lines, pa.string()), source, next_no)
 
