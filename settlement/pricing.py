@@ -49,7 +49,9 @@ def merge_usage(parts: list[pa.Table]) -> pa.Table:
         return USAGE_SCHEMA.empty_table()
     merged = pa.concat_tables(parts).group_by(list(USAGE_KEY)).aggregate([("quantity", "sum")])
     merged = merged.rename_columns([*USAGE_KEY, "quantity"])
-    return merged.select(USAGE_SCHEMA.names).cast(USAGE_SCHEMA)
+    # combine_chunks: group_by hands back chunks that share oversized buffers, which pickle
+    # whole (3x the bytes) wherever the table crosses a shuffle.
+    return merged.select(USAGE_SCHEMA.names).cast(USAGE_SCHEMA).combine_chunks()
 
 
 def quantities_by_key(table: pa.Table) -> dict[tuple, int]:

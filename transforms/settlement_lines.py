@@ -11,7 +11,9 @@ from settlement.tariff import Tariff
 class UsageCombineFn(beam.CombineFn):
     """Σ quantity per (epoch, consumer, contract, unit, provider) over Arrow tables."""
 
-    COMPACT_EVERY = 16
+    COMPACT_EVERY = 4
+    """Parts merged once this many are held: every shard's usage spans nearly every pricing key,
+    so unmerged parts would hold one copy of the keys per shard."""
 
     def create_accumulator(self):
         return []
