@@ -28,14 +28,16 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms import window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (BagStateSpec, ReadModifyWriteStateSpec, TimerSpec,
                                               on_timer)
+from apache_beam.utils.timestamp import Duration
 
 from settlement.batch import settle_batch
-from settlement.dedup import resolve
+from settlement.dedup import KEY, resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from settlement.ledger import LedgerHead, check_continuation
 from settlement.manifest import CATEGORIES
@@ -52,6 +54,8 @@ WRITER_KEY = "ledger"
 """The one key of the writer: one output directory has one ledger and one writer."""
 RUN_FILE = "run.json"
 LATE_DIR = "late"
+RESOLVED = ("accepted", "duplicates", "quarantined")
+"""What a cut makes of each record it settles (with too_late, every record read ends in one)."""
 STREAM_CATEGORIES = CATEGORIES + ("too_late",)
 
 
@@ -86,14 +90,46 @@ class CutOutcome:
 
 # ----------------------------------------------------------------------------------- the cut
 
-def settled_copies(store: LedgerStore, head: LedgerHead | None, events: pa.Table) -> pa.Table | None:
-    """The settled events (SETTLED_EVENT_SCHEMA) sharing an event_id with `events`."""
-    files = store.settled_event_files(head)
-    if not files or not events.num_rows:
+class SettledKeys:
+    """(provider, event_id) of every event a ledger has settled, kept in step with its head by
+    reading only the batches added since the last look: a cut finds which of its keys were
+    settled before without scanning the whole history. A cache of files on disk, not state:
+    a new writer rebuilds it from the ledger."""
+
+    def __init__(self, out: str):
+        self.out = Path(out)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.batch = 0
+        self.root = None
+        self.keys = pa.table({"provider": pa.array([], pa.string()), "event_id": pa.array([], pa.string())})
+
+    def through(self, head: LedgerHead | None) -> pa.Table:
+        settled = head.batch if head else 0
+        if settled < self.batch or (self.batch and head.roots.get(self.batch) != self.root):
+            self._reset()  # the ledger was replaced under us: read it again
+        added = [pq.read_table(path, columns=list(KEY), partitioning=None)
+                 for batch in range(self.batch + 1, settled + 1)
+                 for path in sorted(batch_dir(self.out, "events", batch).glob("*.parquet"))]
+        if added:
+            self.keys = pa.concat_tables([self.keys, *(t.cast(self.keys.schema) for t in added)])
+        self.batch = settled
+        self.root = head.roots.get(settled) if head else None
+        return self.keys
+
+
+def settled_copies(store: LedgerStore, head: LedgerHead | None, events: pa.Table,
+                   known: SettledKeys) -> pa.Table | None:
+    """The settled events (SETTLED_EVENT_SCHEMA) with a (provider, event_id) of `events`; None
+    when there is none (the common case, answered from `known` without reading events)."""
+    if not events.num_rows:
         return None
-    ids = pc.unique(events.column("event_id"))
-    dataset = ds.dataset(files, format="parquet", schema=SETTLED_EVENT_SCHEMA)
-    return dataset.to_table(filter=ds.field("event_id").isin(ids))
+    seen = known.through(head).join(events.select(list(KEY)), keys=list(KEY), join_type="left semi")
+    if not seen.num_rows:
+        return None
+    dataset = ds.dataset(store.settled_event_files(head), format="parquet", schema=SETTLED_EVENT_SCHEMA)
+    return dataset.to_table(filter=ds.field("event_id").isin(pc.unique(seen.column("event_id"))))
 
 
 def _count(table: pa.Table, category: str, counts: dict) -> None:
@@ -101,10 +137,11 @@ def _count(table: pa.Table, category: str, counts: dict) -> None:
         return
     grouped = table.group_by(["source"]).aggregate([([], "count_all")])
     for source, n in zip(grouped.column("source").to_pylist(), grouped.column("count_all").to_pylist()):
-        counts.setdefault(source, dict.fromkeys(CATEGORIES[1:], 0))[category] += n
+        counts.setdefault(source, dict.fromkeys(RESOLVED, 0))[category] += n
 
 
-def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarantined]) -> CutOutcome:
+def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarantined],
+              known: SettledKeys | None = None) -> CutOutcome:
     """Settle `panes` and `quarantined` as the next batch of the ledger, ledger head last."""
     from pipelines.batch import commit_run  # the batch job's commit path, shared
 
@@ -117,7 +154,8 @@ def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarant
     batch = (head.batch if head else 0) + 1
 
     events = sorted_events([p.events for p in panes]) if panes else EVENT_SCHEMA.empty_table()
-    resolved = resolve(events, settled_copies(store, head, events)) if events.num_rows else None
+    known = known or SettledKeys(target.out)
+    resolved = resolve(events, settled_copies(store, head, events, known)) if events.num_rows else None
     accepted = resolved.accepted if resolved else EVENT_SCHEMA.empty_table()
     quarantine = concat_quarantine([q.table for q in quarantined]
                                    + ([resolved.quarantined] if resolved else []))
@@ -167,7 +205,7 @@ class StreamTally:
         if outcome.batch is not None:
             self.batches.append(outcome.batch)
         for source, per in outcome.counts.items():
-            mine = self.resolved.setdefault(source, dict.fromkeys(CATEGORIES[1:], 0))
+            mine = self.resolved.setdefault(source, dict.fromkeys(RESOLVED, 0))
             for category, n in per.items():
                 mine[category] += n
 
@@ -175,7 +213,7 @@ class StreamTally:
         rows = []
         for path in sorted(set(self.files) | set(self.resolved)):
             seen = self.files.get(path)
-            resolved = self.resolved.get(path, dict.fromkeys(CATEGORIES[1:], 0))
+            resolved = self.resolved.get(path, dict.fromkeys(RESOLVED, 0))
             read = seen.read if seen else 0
             too_late = seen.too_late if seen else 0
             rows.append({"path": path, "sha256": seen.sha256 if seen else "", "read": read, **resolved,
@@ -218,6 +256,9 @@ class CutBatches(beam.DoFn):
         self.target = target
         self.windowing = windowing
 
+    def setup(self):
+        self.known = SettledKeys(self.target.out)
+
     def process(self, keyed, panes=beam.DoFn.StateParam(PANES),
                 quarantined=beam.DoFn.StateParam(QUARANTINED), tally=beam.DoFn.StateParam(TALLY),
                 next_cut=beam.DoFn.StateParam(NEXT_CUT), cut=beam.DoFn.TimerParam(CUT),
@@ -227,7 +268,7 @@ class CutBatches(beam.DoFn):
         if isinstance(item, Pane):
             panes.add(item)
             if item.on_time:
-                due = self.windowing.pane_timestamp(item.epoch)
+                due = self.windowing.cut_time(item.epoch)
                 scheduled = next_cut.read()
                 if scheduled is None or due < scheduled:
                     cut.set(due)
@@ -248,14 +289,16 @@ class CutBatches(beam.DoFn):
         waiting = list(panes.read())
         late = [p for p in waiting if not p.on_time]
         on_time = [p for p in waiting if p.on_time]
-        due = [p for p in on_time if self.windowing.pane_timestamp(p.epoch) <= fired]
-        later = [p for p in on_time if self.windowing.pane_timestamp(p.epoch) > fired]
+        # A runner may keep timers to the millisecond; cut times are whole seconds apart.
+        due_by = fired + Duration(micros=1000)
+        due = [p for p in on_time if self.windowing.cut_time(p.epoch) < due_by]
+        later = [p for p in on_time if self.windowing.cut_time(p.epoch) >= due_by]
         yield from self._cut(due, late, quarantined, tally, finished=False)
         panes.clear()
-        for pane in later:
+        for pane in later + ([] if due else late):  # late panes wait for an on-time one
             panes.add(pane)
         if later:
-            upcoming = min(self.windowing.pane_timestamp(p.epoch) for p in later)
+            upcoming = min(self.windowing.cut_time(p.epoch) for p in later)
             cut.set(upcoming)
             next_cut.write(upcoming)
         else:
@@ -282,7 +325,7 @@ class CutBatches(beam.DoFn):
         elif finished and (late or held):
             groups = [late]
         for number, group in enumerate(groups):
-            outcome = cut_batch(self.target, group, held if number == 0 else [])
+            outcome = cut_batch(self.target, group, held if number == 0 else [], self.known)
             current.add_cut(outcome)
             write_run(self.target, current, finished=False)
             yield outcome

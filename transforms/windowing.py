@@ -36,13 +36,17 @@ class EpochWindowing:
     def epoch_start(self, epoch: int) -> Timestamp:
         return Timestamp(micros=epoch * self.epoch_seconds * MICROS)
 
-    def pane_timestamp(self, epoch: int) -> Timestamp:
-        """The timestamp of the epoch's panes: the last microsecond of its window."""
-        return Timestamp(micros=(epoch + 1) * self.epoch_seconds * MICROS - 1)
+    def window_end(self, epoch: int) -> Timestamp:
+        return Timestamp(micros=(epoch + 1) * self.epoch_seconds * MICROS)
+
+    def cut_time(self, epoch: int) -> Timestamp:
+        """When the epoch's batch is due: the last millisecond of its window, at or before its
+        panes' timestamp (Beam's end of window less 1 µs; Prism counts in milliseconds)."""
+        return self.window_end(epoch) - Duration(micros=1000)
 
     def closes_at(self, epoch: int) -> Timestamp:
         """The last watermark at which the epoch's window still takes data."""
-        return self.pane_timestamp(epoch) + Duration(seconds=self.allowed_lateness_seconds)
+        return self.window_end(epoch) - Duration(micros=1) + Duration(seconds=self.allowed_lateness_seconds)
 
     def too_late(self, epoch: int, watermark: Timestamp | None) -> bool:
         """Whether data of `epoch` arriving at `watermark` is past the allowed lateness.
