@@ -22,10 +22,11 @@ node_modules/.installed: package.json package-lock.json
 demo: install
 	$(VENV)/bin/meterroot demo
 
-test: install
+# The streaming tests run on Beam's Prism runner, built once into .cache/ by `make prism`.
+test: install prism
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: install
+bench: install node_modules/.installed
 	$(PY) benchmarks/bench_batch.py --events $${EVENTS:-2000000}
 	$(PY) benchmarks/bench_tree.py --leaves $${LEAVES:-1000000}
 

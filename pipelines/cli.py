@@ -26,7 +26,10 @@ def quiet_logging() -> None:
     """Beam and its optional GCP imports log warnings at import time that mean nothing for a
     local run; meterroot prints what matters itself. METERROOT_LOG=INFO shows them."""
     import os
-    logging.basicConfig(level=os.environ.get("METERROOT_LOG", "ERROR").upper())
+    level = os.environ.get("METERROOT_LOG", "ERROR").upper()
+    logging.basicConfig(level=level)
+    for name in ("apache_beam", "PrismRunner"):  # Prism's job server logs at INFO by itself
+        logging.getLogger(name).setLevel(level)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,9 +89,24 @@ def batch_numbers(out: Path) -> list[int]:
     if not folder.is_dir():
         raise UsageError(f"{folder} does not exist; run `meterroot batch --output {out}` first")
     numbers = sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    settled = _ledger_head_batch(Path(out))
+    if settled is not None:  # beyond HEAD: the remains of a run killed before its commit
+        numbers = [n for n in numbers if n <= settled]
     if numbers != list(range(1, len(numbers) + 1)):
         raise UsageError(f"the batches in {folder} are {numbers}; they must be numbered 1, 2, ... without gaps")
     return numbers
+
+
+def _ledger_head_batch(out: Path) -> int | None:
+    """The last batch the ledger committed (OUT/ledger/HEAD.json); folders past it are not
+    batches. None when OUT has no ledger (batches written by another tool or by hand)."""
+    head = out / "ledger" / "HEAD.json"
+    if not head.exists():
+        return None
+    try:
+        return int(json.loads(head.read_text())["batch"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{head} is unreadable ({exc}); restore OUT/ledger from a backup") from None
 
 
 def read_batch(out: Path, number: int) -> LocalBatch:
