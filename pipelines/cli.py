@@ -32,6 +32,28 @@ def quiet_logging() -> None:
         logging.getLogger(name).setLevel(level)
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks instead of returning them to the OS at once.
+
+    The pipeline allocates and frees blocks of tens of MB per record block; by default each
+    one is a fresh mmap, and touching it again costs page faults: measured, a third of the
+    batch job's CPU time went to the kernel. Peak memory is unchanged (it is still bounded by
+    the largest blocks in flight); freed memory is reused instead of re-faulted."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)   # glibc's largest allowed mmap threshold on 64-bit
+    mallopt(m_trim_threshold, 1 << 30)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meterroot",
@@ -51,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     quiet_logging()
+    keep_freed_memory()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_beam_options", False):

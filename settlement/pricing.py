@@ -77,35 +77,60 @@ def _checked(amount: int, what: str) -> int:
     return amount
 
 
+def _group_starts(table: pa.Table, columns) -> list[int]:
+    """Row indices where the (sorted) key in `columns` changes, plus the end of the table."""
+    n = table.num_rows
+    if n <= 1:
+        return list(range(n + 1))
+    changed = None
+    for c in columns:
+        col = table.column(c).combine_chunks()
+        diff = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+        changed = diff if changed is None else pc.or_(changed, diff)
+    starts = pc.indices_nonzero(changed).to_numpy() + 1 if changed is not None else []
+    return [0, *starts.tolist(), n]
+
+
 def price_usage(usage: pa.Table, prior: Mapping[tuple, int], tariff: Tariff, batch: int) -> pa.Table:
-    """Settlement lines of one batch from its usage and the quantities settled before it."""
-    usage = usage.sort_by([(c, "ascending") for c in USAGE_KEY])
-    cols = {c: usage.column(c).to_pylist() for c in USAGE_KEY}
-    rows = zip(*(cols[c] for c in USAGE_KEY), exact_ints(usage.column("quantity")))
-    lines = []
-    rules = {}
+    """Settlement lines of one batch from its usage and the quantities settled before it.
+
+    One line per usage row: the key columns are the usage's own (sorted), only the money is
+    computed here, in Python integers, one pricing key at a time."""
+    usage = usage.sort_by([(c, "ascending") for c in USAGE_KEY]).combine_chunks()
+    bounds = _group_starts(usage, PRICE_KEY)
+    quantities = exact_ints(usage.column("quantity"))
+    providers = usage.column("provider").to_pylist()
+    key_rows = usage.select(list(PRICE_KEY)).take(pa.array(bounds[:-1], pa.int64())).to_pylist() \
+        if usage.num_rows else []
     fee_bps = tariff.protocol_fee_bps
-    for key, group in groupby(rows, key=lambda r: r[:4]):
-        epoch, consumer, contract, unit = key
-        rule = rules.get((contract, unit))
+    rules = {}
+    shares: list[int] = []
+    for (start, end), key_row in zip(zip(bounds, bounds[1:]), key_rows):
+        key = (key_row["epoch"], key_row["consumer"], key_row["contract"], key_row["unit"])
+        rule = rules.get(key[2:])
         if rule is None:
-            rule = rules[(contract, unit)] = tariff.price_for(contract, unit)
+            rule = rules[key[2:]] = tariff.price_for(key[2], key[3])
             if rule is None:
-                raise InvariantBroken(f"usage of unit {unit!r} on {contract} reached pricing without a price")
-        by_provider = {r[4]: r[5] for r in group}
-        charge = marginal_charge(rule, prior.get(key, 0), sum(by_provider.values()))
+                raise InvariantBroken(f"usage of unit {key[3]!r} on {key[2]} reached pricing without a price")
+        group = quantities[start:end]
+        charge = marginal_charge(rule, prior.get(key, 0), sum(group))
         if charge > MAX_AMOUNT:
-            _checked(charge, f"the charge of epoch {epoch} for {consumer} on {contract} ({unit})")
-        shares = allocate(charge, by_provider) if len(by_provider) > 1 else by_provider.fromkeys(by_provider, charge)
-        for provider in sorted(shares):
-            share = shares[provider]
-            fee, to_provider = protocol_fee(share, fee_bps)
-            lines.append((batch, epoch, consumer, contract, provider, unit, by_provider[provider],
-                          share, fee, to_provider))
-    columns = list(zip(*lines)) if lines else [[] for _ in LINE_SCHEMA.names]
-    out = {name: (decimal_column(list(values)) if LINE_SCHEMA.field(name).type == AMOUNT_TYPE else values)
-           for name, values in zip(LINE_SCHEMA.names, columns)}
-    return pa.table(out, schema=LINE_SCHEMA)
+            _checked(charge, f"the charge of epoch {key[0]} for {key[1]} on {key[2]} ({key[3]})")
+        if end - start == 1:
+            shares.append(charge)
+        else:
+            split = allocate(charge, dict(zip(providers[start:end], group)))
+            shares.extend(split[p] for p in providers[start:end])
+    fees = [protocol_fee(share, fee_bps) for share in shares]
+    return pa.table({
+        "batch": pa.array([batch] * usage.num_rows, pa.int64()),
+        "epoch": usage.column("epoch"), "consumer": usage.column("consumer"),
+        "contract": usage.column("contract"), "provider": usage.column("provider"),
+        "unit": usage.column("unit"), "quantity": usage.column("quantity"),
+        "amount_wei": decimal_column(shares),
+        "protocol_fee_wei": decimal_column([fee for fee, _ in fees]),
+        "provider_wei": decimal_column([rest for _, rest in fees]),
+    }, schema=LINE_SCHEMA)
 
 
 def settled_quantities_after(previous: pa.Table, usage: pa.Table) -> pa.Table:

@@ -6,12 +6,14 @@ file holds comes out, readable or not: nothing is skipped here.
 """
 from __future__ import annotations
 
+import io
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -46,7 +48,8 @@ def _raw_table(n: int, source: str, first_no: int, columns: dict) -> pa.Table:
         if field.name == "source":
             arrays.append(pa.array([source] * n, pa.string()) if n else pa.array([], pa.string()))
         elif field.name == "record_no":
-            arrays.append(pa.array(range(first_no, first_no + n), pa.int64()))
+            given = columns.get("record_no")
+            arrays.append(given if given is not None else pa.array(range(first_no, first_no + n), pa.int64()))
         elif field.name in columns:
             arrays.append(columns[field.name])
         elif field.name.endswith("__kind"):
@@ -124,7 +127,8 @@ class JsonLinesDecoder:
         finally:
             con.unregister("lines")
 
-    def decode(self, lines: pa.Array, source: str, first_no: int) -> pa.Table:
+    def decode(self, lines: pa.Array, source: str, record_no) -> pa.Table:
+        """`record_no`: the first record's number, or an array of each record's number."""
         if isinstance(lines, pa.ChunkedArray):
             lines = lines.combine_chunks()
         out = self._query(lines)
@@ -138,43 +142,88 @@ class JsonLinesDecoder:
             json_type = out.column(kind_column(field)).combine_chunks()
             columns[field] = text
             columns[kind_column(field)] = _json_kind(json_type, text)
-        return _raw_table(len(lines), source, first_no, columns)
+        if not isinstance(record_no, int):
+            columns["record_no"] = record_no
+            record_no = 0
+        return _raw_table(len(lines), source, record_no, columns)
+
+    def decode_block(self, block: bytes, source: str, first_line: int) -> pa.Table:
+        """Raw records of a block of whole lines; record_no is the line number in the file."""
+        lines, numbers = split_lines(block, first_line)
+        return self.decode(lines, source, numbers)
 
     def read(self, stream: BinaryIO, source: str) -> Iterator[pa.Table]:
-        bad_lines = []
-
-        def keep_invalid(row):
-            # A raw \x01 cannot stand in valid JSON text, so such a line is malformed anyway.
-            bad_lines.append(row.text)
-            return "skip"
-
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(column_names=["line"], block_size=BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False,
-                                             invalid_row_handler=keep_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()},
-                                                 strings_can_be_null=False))
-        next_no = 1
+        """Blocks of whole lines are cut from the stream here; splitting them into lines and
+        parsing the JSON happens on worker threads, PREFETCH_BLOCKS ahead of the caller."""
         pending: deque = deque()
         with ThreadPoolExecutor(max_workers=PREFETCH_BLOCKS, thread_name_prefix="decode") as pool:
             try:
-                for batch in reader:
-                    lines = batch.column(0)
-                    pending.append(pool.submit(self.decode, lines, source, next_no))
-                    next_no += len(lines)
+                for block, first_line in line_blocks(stream):
+                    pending.append(pool.submit(self.decode_block, block, source, first_line))
                     if len(pending) > PREFETCH_BLOCKS:
                         yield pending.popleft().result()
                 while pending:
                     yield pending.popleft().result()
-            except pa.ArrowInvalid as exc:
-                raise InvalidInput(f"input {source} cannot be read as JSON lines: {exc}; "
-                                   "check that it is UTF-8 text with one JSON object per line") from None
             finally:
                 for future in pending:
                     future.cancel()
-        if bad_lines:
-            yield self.decode(pa.array(bad_lines, pa.string()), source, next_no)
+
+
+def line_blocks(stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """(block of whole lines, number of its first line), about BLOCK_BYTES each."""
+    carry = b""
+    line_no = 1
+    while True:
+        chunk = stream.read(BLOCK_BYTES)
+        if not chunk:
+            if carry:
+                yield carry, line_no
+            return
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # one line longer than a block: keep reading
+            carry = data
+            continue
+        block, carry = data[:cut], data[cut:]
+        yield block, line_no
+        line_no += block.count(b"\n")
+
+
+class _IrregularBlock(Exception):
+    """A block the fast line splitter cannot number exactly (a \x01 or a lone CR in a line)."""
+
+
+def _skip_row(row):
+    return "skip"  # the row count then differs from the line count: the block goes the slow way
+
+
+def split_lines(block: bytes, first_line: int) -> tuple[pa.Array, pa.Array]:
+    """Non-empty lines of `block` as strings with their line numbers. Arrow's CSV reader (one
+    column, no quoting) splits well-formed text fastest; a block it cannot number exactly, or
+    that is not UTF-8, goes the slow way, line by line, its bad bytes replaced."""
+    expected = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    try:
+        lines = pacsv.read_csv(
+            io.BytesIO(block),
+            read_options=pacsv.ReadOptions(column_names=["line"], use_threads=False,
+                                           block_size=len(block) + 1),
+            parse_options=pacsv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False,
+                                             ignore_empty_lines=False, invalid_row_handler=_skip_row),
+            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()},
+                                                 strings_can_be_null=False)).column(0).combine_chunks()
+        if len(lines) != expected:
+            raise _IrregularBlock()
+    except (_IrregularBlock, pa.ArrowInvalid):
+        texts = block.decode("utf-8", errors="replace").split("\n")
+        if block.endswith(b"\n"):
+            texts.pop()
+        lines = pa.array([t.removesuffix("\r") for t in texts], pa.string())
+    numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
+    blank = pc.equal(pc.binary_length(lines), 0)  # an empty line is no record; "  " is a malformed one
+    if pc.any(blank).as_py():
+        present = pc.invert(blank)
+        return lines.filter(present), numbers.filter(present)
+    return lines, numbers
 
 
 # --- CSV --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from settlement.dedup import resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from transforms.spill import spill, unspill
+from transforms.threaded import ThreadedBlocks
 from transforms.validated_events import COUNTS, QUARANTINED, count_by_source
 
 _SHARD_SQL = "SELECT CAST(hash(provider, event_id) % {shards} AS INTEGER) AS shard FROM t"
@@ -48,6 +49,10 @@ def split_by_shard(table: pa.Table, shards: int, spill_dir: str | None = None):
         yield s, spill(part, spill_dir) if spill_dir else part
 
 
+def _split_block(table: pa.Table, shards: int, spill_dir: str | None) -> list:
+    return list(split_by_shard(table, shards, spill_dir))
+
+
 def _load(part, schema: pa.Schema) -> pa.Table:
     return expand(unspill(part) if isinstance(part, str) else part, schema)
 
@@ -56,24 +61,23 @@ def read_settled(path: str):
     yield pq.read_table(path, columns=SETTLED_EVENT_SCHEMA.names).cast(SETTLED_EVENT_SCHEMA)
 
 
-class _Resolve(beam.DoFn):
-    def process(self, element):
-        shard, grouped = element
-        new = [_load(t, EVENT_SCHEMA) for t in grouped["new"]]
-        if not new:
-            return
-        settled = [_load(t, SETTLED_EVENT_SCHEMA) for t in grouped["settled"]]
-        result = resolve(pa.concat_tables(new), pa.concat_tables(settled) if settled else None)
-        for key in count_by_source(result.accepted, "accepted"):
-            yield beam.pvalue.TaggedOutput(COUNTS, key)
-        for key in count_by_source(result.duplicates, "duplicates"):
-            yield beam.pvalue.TaggedOutput(COUNTS, key)
-        if result.quarantined.num_rows:
-            for key in count_by_source(result.quarantined, "quarantined"):
-                yield beam.pvalue.TaggedOutput(COUNTS, key)
-            yield beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined)
-        if result.accepted.num_rows:
-            yield shard, result.accepted
+def resolve_shard(element) -> list:
+    """Outputs of one shard: (shard, accepted events), quarantined conflicts and counts."""
+    shard, grouped = element
+    new = [_load(t, EVENT_SCHEMA) for t in grouped["new"]]
+    if not new:
+        return []
+    settled = [_load(t, SETTLED_EVENT_SCHEMA) for t in grouped["settled"]]
+    result = resolve(pa.concat_tables(new), pa.concat_tables(settled) if settled else None)
+    outputs = [beam.pvalue.TaggedOutput(COUNTS, key)
+               for table, category in ((result.accepted, "accepted"), (result.duplicates, "duplicates"),
+                                       (result.quarantined, "quarantined"))
+               for key in count_by_source(table, category)]
+    if result.quarantined.num_rows:
+        outputs.append(beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined))
+    if result.accepted.num_rows:
+        outputs.append((shard, result.accepted))
+    return outputs
 
 
 class DedupedEvents(beam.PTransform):
@@ -86,11 +90,12 @@ class DedupedEvents(beam.PTransform):
         self.spill_dir = spill_dir
 
     def expand(self, events):
-        new = events | "ShardNew" >> beam.FlatMap(split_by_shard, self.shards, self.spill_dir)
+        new = events | "ShardNew" >> beam.ParDo(ThreadedBlocks(_split_block, self.shards, self.spill_dir))
         settled = (events.pipeline
                    | "SettledFiles" >> beam.Create(self.settled_files)
                    | "ReadSettled" >> beam.FlatMap(read_settled)
                    | "ShardSettled" >> beam.FlatMap(split_by_shard, self.shards, self.spill_dir))
         return ({"new": new, "settled": settled}
                 | "GroupByShard" >> beam.CoGroupByKey()
-                | "Resolve" >> beam.ParDo(_Resolve()).with_outputs(QUARANTINED, COUNTS, main="accepted"))
+                | "Resolve" >> beam.ParDo(ThreadedBlocks(resolve_shard)).with_outputs(
+                    QUARANTINED, COUNTS, main="accepted"))

@@ -23,18 +23,43 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
+class HashingReader:
+    """A read-only stream that hashes what passes through it, so a file is read once."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.sha256.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        while self.read(1 << 22):  # whatever the decoder left unread
+            pass
+        return self.sha256.hexdigest()
+
+
 class _DecodeFile(beam.DoFn):
     def process(self, path: str):
         fmt = format_of(path)
+        compression = CompressionTypes.detect_compression_type(path)
         try:
             handle = FileSystems.open(path, compression_type=CompressionTypes.AUTO)
         except (OSError, IOError) as exc:
             raise InvalidInput(f"input {path} cannot be opened: {exc}") from None
+        # JSON lines are read front to back by our own reader and hashed on the way; CSV and
+        # Parquet go to Arrow's readers and compressed files are hashed as stored, so those are
+        # read a second time for their digest.
+        hashing = fmt == "jsonl" and compression == CompressionTypes.UNCOMPRESSED
         with handle:
-            for table in decode_stream(handle, path, fmt):
+            stream = HashingReader(handle) if hashing else handle
+            for table in decode_stream(stream, path, fmt):
                 records_read().add(table.num_rows)
                 yield table
-        yield beam.pvalue.TaggedOutput(DIGESTS, (path, file_digest(path)))
+            digest = stream.hexdigest() if hashing else file_digest(path)
+        yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
 
 
 class ReadUsageRecords(beam.PTransform):

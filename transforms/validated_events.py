@@ -6,6 +6,7 @@ import pyarrow.compute as pc
 
 from settlement.tariff import Tariff
 from settlement.validation import validate
+from transforms.threaded import ThreadedBlocks
 
 QUARANTINED = "quarantined"
 COUNTS = "counts"
@@ -20,20 +21,17 @@ def count_by_source(table, category: str):
             zip(counts.column("source").to_pylist(), counts.column("count_all").to_pylist())]
 
 
-class _Validate(beam.DoFn):
-    def __init__(self, tariff: Tariff):
-        self.tariff = tariff
-
-    def process(self, raw):
-        for key in count_by_source(raw, "read"):
-            yield beam.pvalue.TaggedOutput(COUNTS, key)
-        result = validate(raw, self.tariff)
-        if result.events.num_rows:
-            yield result.events
-        if result.quarantined.num_rows:
-            for key in count_by_source(result.quarantined, "quarantined"):
-                yield beam.pvalue.TaggedOutput(COUNTS, key)
-            yield beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined)
+def validate_block(raw, tariff: Tariff) -> list:
+    """Outputs of one raw block: its events, quarantined records and counts."""
+    outputs = [beam.pvalue.TaggedOutput(COUNTS, key) for key in count_by_source(raw, "read")]
+    result = validate(raw, tariff)
+    if result.events.num_rows:
+        outputs.append(result.events)
+    if result.quarantined.num_rows:
+        outputs += [beam.pvalue.TaggedOutput(COUNTS, key)
+                    for key in count_by_source(result.quarantined, "quarantined")]
+        outputs.append(beam.pvalue.TaggedOutput(QUARANTINED, result.quarantined))
+    return outputs
 
 
 class ValidatedEvents(beam.PTransform):
@@ -44,5 +42,5 @@ class ValidatedEvents(beam.PTransform):
         self.tariff = tariff
 
     def expand(self, raw):
-        return raw | "Validate" >> beam.ParDo(_Validate(self.tariff)).with_outputs(
+        return raw | "Validate" >> beam.ParDo(ThreadedBlocks(validate_block, self.tariff)).with_outputs(
             QUARANTINED, COUNTS, main="events")
