@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from sinks.chain import anvil
 from sinks.chain.deployment import deploy
 from sinks.chain.keys import anvil_dev_account
 from sinks.chain.registry import Registry
@@ -16,19 +15,6 @@ from sinks.chain.rpc import Sender, connect
 
 CHALLENGE_PERIOD = 100
 THAW_PERIOD = 300
-
-
-@pytest.fixture(scope="session")
-def anvil_url(tmp_path_factory):
-    port = anvil.free_port()
-    log_file = tmp_path_factory.mktemp("anvil") / "anvil.log"
-    process = anvil.launch(port, log_file)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        anvil.wait_ready(url, process, log_file)
-        yield url
-    finally:
-        anvil.terminate(process.pid)
 
 
 @pytest.fixture(scope="session")

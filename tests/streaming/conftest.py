@@ -37,19 +37,3 @@ def flink_args() -> list[str]:
         pytest.skip(str(missing))
     with running_job_server(flink_pipeline_args(jar)) as endpoint:
         yield flink_pipeline_args(jar, job_endpoint=endpoint)
-
-
-@pytest.fixture(scope="session")
-def anvil_url(tmp_path_factory):
-    """A local anvil on a free port of 127.0.0.1 for the session (node_modules/.bin/anvil)."""
-    from sinks.chain import anvil
-
-    port = anvil.free_port()
-    log_file = tmp_path_factory.mktemp("anvil") / "anvil.log"
-    process = anvil.launch(port, log_file)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        anvil.wait_ready(url, process, log_file)
-        yield url
-    finally:
-        anvil.terminate(process.pid)
