@@ -1,0 +1,39 @@
+"""What each consumer owes each payee: provider_wei to providers, fees to the treasury,
+cumulative across batches."""
+import pyarrow as pa
+
+from settlement.payables import batch_amounts, cumulative_after, payables
+from settlement.pricing import LINE_SCHEMA
+
+TREASURY = "0x000000000000000000000000000000000000Fee5"
+A, B, C = ("0x" + "a" * 40, "0x" + "b" * 40, "0x" + "c" * 40)
+
+
+def lines(rows):
+    return pa.Table.from_pylist([
+        {"batch": 1, "epoch": 0, "consumer": consumer, "contract": C, "provider": provider, "unit": "u",
+         "quantity": 1, "amount_wei": fee + rest, "protocol_fee_wei": fee, "provider_wei": rest}
+        for consumer, provider, fee, rest in rows], schema=LINE_SCHEMA)
+
+
+def test_providers_get_provider_wei_and_the_treasury_every_fee():
+    amounts = batch_amounts(lines([(C, A, 2, 98), (C, B, 1, 49), (C, A, 0, 10)]), TREASURY)
+    assert amounts == {(C, A): 108, (C, B): 49, (C, TREASURY): 3}
+
+
+def test_a_treasury_that_is_also_a_provider_gets_one_leaf_with_both():
+    amounts = batch_amounts(lines([(C, TREASURY, 2, 98), (C, B, 1, 49)]), TREASURY)
+    assert amounts == {(C, TREASURY): 101, (C, B): 49}
+
+
+def test_zero_amounts_have_no_leaf():
+    assert batch_amounts(lines([(C, A, 0, 0)]), TREASURY) == {}
+
+
+def test_leaves_carry_the_cumulative_amount_through_the_batch():
+    prior = {(C, A): 500, (C, B): 7}
+    leaves = payables({(C, A): 100}, prior)
+    assert [(l.payee, l.amount_wei, l.cumulative_wei) for l in leaves] == [(A, 100, 600)]
+    after = cumulative_after(prior, leaves)
+    assert dict(zip(zip(after.column("consumer").to_pylist(), after.column("payee").to_pylist()),
+                    (int(x) for x in after.column("cumulative_wei").to_pylist()))) == {(C, A): 600, (C, B): 7}
