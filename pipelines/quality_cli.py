@@ -128,7 +128,6 @@ def run_query(args: argparse.Namespace) -> int:
 
 def run_reconcile(args: argparse.Namespace) -> int:
     from expectations.reconcile import reconcile_output
-    from sinks import reports
 
     report = reconcile_output(args.output, args.tariff)
     for batch, named in sorted(report.skipped_batches.items()):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from settlement.events import AMOUNT_TYPE
 from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hashes

@@ -2,7 +2,6 @@
 batches left them, and split each charge exactly over providers and the protocol fee."""
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Mapping
 
 import pyarrow as pa

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from settlement.addresses import AddressError, normalize_address
 from settlement.events import (ADDRESS_FIELDS, EVENT_SCHEMA, FIELDS, INTEGER_KINDS, KIND_MISSING,
-                               KIND_STRING, MAX_TOKEN_ID, QUARANTINE_SCHEMA, REQUIRED_FIELDS,
+                               KIND_STRING, QUARANTINE_SCHEMA, REQUIRED_FIELDS,
                                kind_column)
 from settlement.tariff import ANY_CONTRACT, Tariff
 from settlement.timestamps import TimestampError, parse_rfc3339_ms

@@ -5,7 +5,7 @@ late pane fired since the previous batch and the records quarantined since. The 
 settlement as a batch run: dedup against the ledger's settled events (settlement.dedup), price
 against its settled quantities (settlement.pricing), build the tree (settlement.batch), write
 the files exactly as `meterroot batch` does (sinks.batch_outputs) and commit the ledger last
-(pipelines.batch.commit_run). So `chain commit`, `validate` and `query` read streaming output
+(sinks.run_commit.commit_run). So `chain commit`, `validate` and `query` read streaming output
 unchanged, and a stream killed at any point restarts from the last committed batch.
 
 One writer: everything is keyed to a single key of a stateful DoFn in the global window, whose
@@ -143,7 +143,7 @@ def _count(table: pa.Table, category: str, counts: dict) -> None:
 def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarantined],
               known: SettledKeys | None = None) -> CutOutcome:
     """Settle `panes` and `quarantined` as the next batch of the ledger, ledger head last."""
-    from pipelines.batch import commit_run  # the batch job's commit path, shared
+    from sinks.run_commit import commit_run  # the batch job's commit path, shared
 
     out, tariff = Path(target.out), target.tariff
     store = LedgerStore(out)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import apache_beam as beam
-import pyarrow.compute as pc
 
 from settlement.tariff import Tariff
 from settlement.validation import validate
