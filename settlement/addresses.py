@@ -41,7 +41,3 @@ def normalize_config_address(text: str) -> tuple[str, str | None]:
         checksummed = to_checksum_address("0x" + text[2:].lower())
         return checksummed, f"{text} is not in EIP-55 checksum form; read as {checksummed}"
 
-
-def address_sort_key(address: str) -> str:
-    """Providers are ordered by lowercase hex wherever SPEC asks for address order."""
-    return address.lower()

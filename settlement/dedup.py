@@ -4,6 +4,7 @@ a copy of an event settled in an earlier batch is a duplicate if identical, else
 copy is quarantined (settled money never moves)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -51,7 +52,6 @@ def _conflicts(rows: pa.Table, detail: str) -> pa.Table:
 
 
 def _json(obj) -> str:
-    import json
     return json.dumps(obj, separators=(",", ":"))
 
 

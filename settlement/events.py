@@ -15,7 +15,6 @@ REASONS = ("malformed", "missing_field", "bad_event_id", "bad_address", "bad_qua
            "bad_timestamp", "unknown_unit", "conflicting_duplicate")
 
 MAX_INT64 = 2**63 - 1
-MAX_TOKEN_ID = 10**38 - 1  # DECIMAL(38,0), the widest exact integer Parquet and DuckDB share
 
 # What kind of value a raw field held, independent of the file format it came from.
 # The names are DuckDB's json_type names, so JSON needs no translation.
@@ -26,7 +25,7 @@ KIND_FLOAT = "DOUBLE"
 KIND_OTHER = "OTHER"       # boolean, object, array
 INTEGER_KINDS = ("BIGINT", "UBIGINT", "HUGEINT", "UHUGEINT")
 
-TOKEN_TYPE = pa.decimal128(38, 0)
+TOKEN_TYPE = pa.decimal128(38, 0)  # DECIMAL(38,0): the widest exact integer Parquet and DuckDB share
 AMOUNT_TYPE = pa.decimal128(38, 0)
 
 

@@ -194,7 +194,3 @@ def settlement_value(chain_id: int, registry: str, batch: int, consumer: str, pa
     return [str(chain_id), to_checksum_address(registry), str(batch),
             to_checksum_address(consumer), to_checksum_address(payee), str(cumulative)]
 
-
-def settlement_values_as_abi(value: Sequence) -> list:
-    """A dumped settlement value with its integers back as ints, ready for abi/contract calls."""
-    return [_abi_value(t, v) for t, v in zip(SETTLEMENT_LEAF_ENCODING, value)]

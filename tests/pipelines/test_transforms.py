@@ -1,10 +1,8 @@
 """The real transforms on TestPipeline with inline sample events."""
-import io
 import json
 
 import apache_beam as beam
 import pyarrow as pa
-import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to

@@ -6,7 +6,6 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from settlement.dedup import resolve
-from settlement.events import AMOUNT_TYPE
 from settlement.pricing import (SETTLED_QUANTITY_SCHEMA, aggregate_usage, price_usage,
                                 quantities_by_key, settled_quantities_after)
 from settlement.tariff import parse_tariff

@@ -1,6 +1,4 @@
 """Tariff parsing: every bad entry is refused with a message naming it."""
-import warnings
-
 import pytest
 
 from settlement.errors import InvalidTariff
