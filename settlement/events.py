@@ -39,8 +39,8 @@ RAW_SCHEMA = pa.schema(
     + [pa.field(f, pa.string()) for f in FIELDS]
     + [pa.field(kind_column(f), pa.string()) for f in FIELDS])
 """Records as read: every field as text with its kind; `malformed` holds why a record could not
-be read as an object at all; `record` is the raw line (JSONL, malformed CSV rows) or null when the
-row is rendered from its fields on demand."""
+be read as an object at all; `record` is the raw line (JSONL, with its line break; malformed CSV
+rows) or null when the row is rendered from its fields on demand."""
 
 EVENT_SCHEMA = pa.schema([
     ("provider", pa.string()), ("event_id", pa.string()), ("node_id", pa.string()),

@@ -212,9 +212,10 @@ def _detail(reason: str, row: dict, tariff: Tariff) -> str:
 
 
 def render_record(row: dict) -> str:
-    """The record as text where no raw line was kept (CSV and Parquet rows): JSON of its fields."""
+    """The raw line without its line break, or where none was kept (CSV and Parquet rows), the
+    JSON of its fields."""
     if row.get("record") is not None:
-        return row["record"]
+        return row["record"].removesuffix("\n").removesuffix("\r")
     return json.dumps({f: row.get(f) for f in FIELDS if row.get(kind_column(f)) != KIND_MISSING},
                       separators=(",", ":"))
 

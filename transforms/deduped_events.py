@@ -6,6 +6,8 @@ settled, meets in one shard: a runner can resolve shards in parallel. With `spil
 parts travel as Arrow IPC files (transforms/spill.py) instead of pickled tables."""
 from __future__ import annotations
 
+from typing import Tuple
+
 import apache_beam as beam
 import duckdb
 import pyarrow as pa
@@ -14,9 +16,10 @@ import pyarrow.parquet as pq
 
 from settlement.dedup import resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
+from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
 from transforms.spill import spill, unspill
 from transforms.threaded import ThreadedBlocks
-from transforms.validated_events import COUNTS, QUARANTINED, count_by_source
+from transforms.validated_events import COUNTS, QUARANTINED, Count, count_by_source
 
 _SHARD_SQL = "SELECT CAST(hash(provider, event_id) % {shards} AS INTEGER) AS shard FROM t"
 
@@ -90,12 +93,16 @@ class DedupedEvents(beam.PTransform):
         self.spill_dir = spill_dir
 
     def expand(self, events):
-        new = events | "ShardNew" >> beam.ParDo(ThreadedBlocks(_split_block, self.shards, self.spill_dir))
+        part = Tuple[int, str if self.spill_dir else pa.Table]
+        new = events | "ShardNew" >> beam.ParDo(
+            ThreadedBlocks(_split_block, self.shards, self.spill_dir)).with_output_types(part)
         settled = (events.pipeline
                    | "SettledFiles" >> beam.Create(self.settled_files)
-                   | "ReadSettled" >> beam.FlatMap(read_settled)
-                   | "ShardSettled" >> beam.FlatMap(split_by_shard, self.shards, self.spill_dir))
+                   | "ReadSettled" >> beam.FlatMap(read_settled).with_output_types(pa.Table)
+                   | "ShardSettled" >> beam.FlatMap(
+                       split_by_shard, self.shards, self.spill_dir).with_output_types(part))
         return ({"new": new, "settled": settled}
                 | "GroupByShard" >> beam.CoGroupByKey()
-                | "Resolve" >> beam.ParDo(ThreadedBlocks(resolve_shard)).with_outputs(
+                | "Resolve" >> beam.ParDo(ThreadedBlocks(resolve_shard)).with_output_types(
+                    Tuple[int, pa.Table], **{QUARANTINED: pa.Table, COUNTS: Count}).with_outputs(
                     QUARANTINED, COUNTS, main="accepted"))

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Tuple
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from settlement.errors import InvalidInput
+from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
 from transforms.decoding import decode_stream, format_of
 from transforms.progress import records_read
 
@@ -66,4 +69,5 @@ class ReadUsageRecords(beam.PTransform):
     """PCollection of file paths -> raw record tables (main) and (path, sha256) (`digests`)."""
 
     def expand(self, paths):
-        return paths | "DecodeFiles" >> beam.ParDo(_DecodeFile()).with_outputs(DIGESTS, main="records")
+        return paths | "DecodeFiles" >> beam.ParDo(_DecodeFile()).with_output_types(
+            pa.Table, **{DIGESTS: Tuple[str, str]}).with_outputs(DIGESTS, main="records")

@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from settlement.pricing import aggregate_usage, merge_usage, price_usage, quantities_by_key
 from settlement.tariff import Tariff
+from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
 
 
 class UsageCombineFn(beam.CombineFn):
@@ -38,6 +39,8 @@ class SettlementLines(beam.PTransform):
 
     def expand(self, accepted):
         return (accepted
-                | "AggregateUsage" >> beam.Map(lambda kv: aggregate_usage(kv[1]))
-                | "SumUsage" >> beam.CombineGlobally(UsageCombineFn()).without_defaults()
-                | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch))
+                | "AggregateUsage" >> beam.Map(lambda kv: aggregate_usage(kv[1])).with_output_types(pa.Table)
+                | "SumUsage" >> beam.CombineGlobally(UsageCombineFn()).without_defaults().with_output_types(
+                    pa.Table)
+                | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch).with_output_types(
+                    pa.Table))

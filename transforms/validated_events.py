@@ -1,14 +1,20 @@
 """ValidatedEvents: raw record tables -> normalised events, quarantined records, counts."""
 from __future__ import annotations
 
+from typing import Tuple
+
 import apache_beam as beam
+import pyarrow as pa
 
 from settlement.tariff import Tariff
 from settlement.validation import validate
+from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
 from transforms.threaded import ThreadedBlocks
 
 QUARANTINED = "quarantined"
 COUNTS = "counts"
+Count = Tuple[Tuple[str, str], int]
+"""((source, category), n): categories read, accepted, duplicates, quarantined."""
 
 
 def count_by_source(table, category: str):
@@ -41,5 +47,5 @@ class ValidatedEvents(beam.PTransform):
         self.tariff = tariff
 
     def expand(self, raw):
-        return raw | "Validate" >> beam.ParDo(ThreadedBlocks(validate_block, self.tariff)).with_outputs(
-            QUARANTINED, COUNTS, main="events")
+        return raw | "Validate" >> beam.ParDo(ThreadedBlocks(validate_block, self.tariff)).with_output_types(
+            pa.Table, **{QUARANTINED: pa.Table, COUNTS: Count}).with_outputs(QUARANTINED, COUNTS, main="events")
