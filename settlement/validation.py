@@ -43,6 +43,11 @@ def _is(kind: pa.Array, *kinds: str) -> pa.Array:
     return pc.is_in(kind, pa.array(kinds, pa.string()))
 
 
+def _digits(text: pa.Array) -> pa.Array:
+    """Whether each text is one or more ASCII decimal digits (false for null)."""
+    return pc.fill_null(pc.ascii_is_decimal(text), False)
+
+
 def _false(n: int) -> pa.Array:
     return pa.array([False] * n, pa.bool_()) if n else pa.array([], pa.bool_())
 
@@ -50,7 +55,7 @@ def _false(n: int) -> pa.Array:
 def _int_text_ok(kind: pa.Array, text: pa.Array, low: int) -> tuple[pa.Array, pa.Array]:
     """(ok, canonical digits) for an integer field given as a JSON integer or a digit string,
     within low..2^63-1, compared as text so nothing wider than int64 is ever cast."""
-    digits_ok = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]+$"), False)
+    digits_ok = _digits(text)
     usable = pc.and_(pc.or_(_is(kind, *INTEGER_KINDS), pc.equal(kind, KIND_STRING)), digits_ok)
     stripped = pc.utf8_ltrim(pc.fill_null(text, ""), "0")
     length = pc.utf8_length(stripped)
@@ -103,7 +108,8 @@ class _Rules:
                            pc.or_(pc.invert(_is(node_kind, KIND_STRING)),
                                   pc.or_(pc.equal(node_length, 0), pc.greater(node_length, 128))))
         token_kind = _kind(raw, "token_id")
-        token_digits = pc.fill_null(pc.match_substring_regex(_text(raw, "token_id"), r"^[0-9]{1,38}$"), False)
+        token_text = _text(raw, "token_id")
+        token_digits = pc.and_(_digits(token_text), pc.less_equal(pc.fill_null(pc.binary_length(token_text), 0), 38))
         token_given = pc.invert(_is(token_kind, KIND_MISSING))
         token_bad = pc.and_(token_given, pc.invert(pc.and_(
             pc.or_(_is(token_kind, *INTEGER_KINDS), _is(token_kind, KIND_STRING)), token_digits)))
@@ -120,7 +126,9 @@ class _Rules:
 
         addresses_ok = pa.array([True] * n, pa.bool_()) if n else pa.array([], pa.bool_())
         for field in ADDRESS_FIELDS:
-            text = pc.if_else(_is(_kind(raw, field), KIND_STRING), _text(raw, field), pa.scalar(None, pa.string()))
+            text, is_string = _text(raw, field), _is(_kind(raw, field), KIND_STRING)
+            if not pc.all(is_string).as_py():
+                text = pc.if_else(is_string, text, pa.scalar(None, pa.string()))
             values, ok = _map_distinct(text, normalize_address)
             self.normalised[field] = values
             addresses_ok = pc.and_(addresses_ok, ok)
@@ -139,7 +147,7 @@ class _Rules:
     def _timestamps(self) -> None:
         kind, text = _kind(self.raw, "timestamp"), _text(self.raw, "timestamp")
         digits_ok, digits = _int_text_ok(kind, text, low=0)
-        is_digits = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]+$"), False)
+        is_digits = _digits(text)
         rfc_candidates = pc.and_(_is(kind, KIND_STRING), pc.invert(is_digits))
         ms_from_digits = pc.cast(pc.if_else(digits_ok, digits, "0"), pa.int64())
         if pc.any(rfc_candidates).as_py():
@@ -226,21 +234,27 @@ def validate(raw: pa.Table, tariff: Tariff) -> Validated:
     rules.run()
     failed = pc.is_valid(rules.reason)
     ok = pc.invert(failed)
+    all_ok = not pc.any(failed).as_py()
 
     norm = rules.normalised
     timestamp_ms = norm["timestamp_ms"]
+    # failed rows may hold text that does not cast: they are blanked first (and dropped below)
+    quantity = norm["quantity"] if all_ok else pc.if_else(ok, norm["quantity"], "0")
+    token_id = norm["token_id"] if all_ok else pc.if_else(ok, norm["token_id"], pa.scalar(None, pa.string()))
     events = pa.table({
         "provider": norm["provider"], "event_id": _text(raw, "event_id"),
         "node_id": _text(raw, "node_id"), "consumer": norm["consumer"],
         "contract": norm["contract"], "unit": _text(raw, "unit"),
-        "quantity": pc.cast(pc.if_else(ok, norm["quantity"], "0"), pa.int64()),
+        "quantity": pc.cast(quantity, pa.int64()),
         "timestamp_ms": timestamp_ms,
         "epoch": pc.divide(timestamp_ms, pa.scalar(1000 * tariff.epoch_seconds, pa.int64())),
-        "token_id": pc.cast(pc.if_else(ok, norm["token_id"], pa.scalar(None, pa.string())),
-                            EVENT_SCHEMA.field("token_id").type),
+        "token_id": pc.cast(token_id, EVENT_SCHEMA.field("token_id").type),
         "source": raw.column("source").combine_chunks(),
         "record_no": raw.column("record_no").combine_chunks(),
-    }, schema=EVENT_SCHEMA).filter(ok)
+    }, schema=EVENT_SCHEMA)
+    if all_ok:
+        return Validated(events, QUARANTINE_SCHEMA.empty_table())
+    events = events.filter(ok)
 
     bad = raw.filter(failed)
     reasons = rules.reason.filter(failed).to_pylist()
