@@ -210,9 +210,18 @@ class JsonLinesDecoder:
         return self.decode(lines, source, numbers), count
 
     def read(self, stream: BinaryIO, source: str) -> Iterator[pa.Table]:
-        """Blocks of whole lines are cut from the stream here; splitting them into lines and
-        parsing the JSON happens on worker threads, PREFETCH_BLOCKS ahead of the caller, which
-        numbers the records by line as blocks come back in order."""
+        """Raw records of a stream of JSON lines, a table per block."""
+        return self.read_blocks(line_blocks(stream), source)
+
+    def read_buffer(self, buffer: pa.Buffer, source: str) -> Iterator[pa.Table]:
+        """Raw records of JSON lines already in memory (a memory-mapped file): the blocks are
+        slices of the buffer, so the file's bytes are never copied."""
+        return self.read_blocks(buffer_blocks(buffer), source)
+
+    def read_blocks(self, blocks: Iterator, source: str) -> Iterator[pa.Table]:
+        """Blocks of whole lines are cut here; splitting them into lines and parsing the JSON
+        happens on worker threads, PREFETCH_BLOCKS ahead of the caller, which numbers the
+        records by line as blocks come back in order."""
         pending: deque = deque()
         next_line = 1
 
@@ -226,7 +235,7 @@ class JsonLinesDecoder:
 
         with ThreadPoolExecutor(max_workers=PREFETCH_BLOCKS, thread_name_prefix="decode") as pool:
             try:
-                for block in line_blocks(stream):
+                for block in blocks:
                     pending.append(pool.submit(self.decode_block, block, source))
                     if len(pending) > PREFETCH_BLOCKS:
                         yield numbered(pending.popleft())
@@ -252,6 +261,39 @@ def line_blocks(stream: BinaryIO) -> Iterator[bytes]:
             continue
         yield carry + memoryview(chunk)[:cut] if carry else chunk[:cut] if cut < len(chunk) else chunk
         carry = chunk[cut:]
+
+
+def _next_break(view: memoryview, pos: int) -> int:
+    """Position after the first line break at or after `pos`, or the end."""
+    while pos < len(view):
+        found = bytes(view[pos:pos + BLOCK_BYTES]).find(b"\n")
+        if found >= 0:
+            return pos + found + 1
+        pos += BLOCK_BYTES
+    return len(view)
+
+
+def buffer_blocks(buffer: pa.Buffer) -> Iterator[pa.Buffer]:
+    """Zero-copy slices of whole lines, about BLOCK_BYTES each, of a buffer."""
+    view = memoryview(buffer)
+    start, size = 0, buffer.size
+    while start < size:
+        end = min(start + BLOCK_BYTES, size)
+        if end < size:
+            # the last line break before `end`, looked for in widening windows (lines are short)
+            window = 1 << 16
+            while True:
+                low = max(start, end - window)
+                cut = bytes(view[low:end]).rfind(b"\n")
+                if cut >= 0:
+                    end = low + cut + 1
+                    break
+                if low == start:  # one line longer than a block: it runs to the next break
+                    end = _next_break(view, end)
+                    break
+                window *= 16
+        yield buffer.slice(start, end - start)
+        start = end
 
 
 def split_lines(block: bytes) -> tuple[pa.Array, pa.Array, int]:

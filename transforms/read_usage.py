@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Tuple
 
 import apache_beam as beam
@@ -11,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from settlement.errors import InvalidInput
 from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
-from transforms.decoding import decode_stream, format_of
+from transforms.decoding import JsonLinesDecoder, decode_stream, format_of
 from transforms.progress import records_read
 
 DIGESTS = "digests"
@@ -27,27 +28,42 @@ def file_digest(path: str) -> str:
 
 
 class HashingReader:
-    """A read-only stream that hashes what passes through it, so a file is read once."""
+    """A read-only stream that hashes what passes through it, so a file is read once. The
+    hashing runs on a thread of its own (hashlib releases the GIL), in the order read, so the
+    reader hands out the next block while the last one is still being hashed."""
 
     def __init__(self, handle):
         self.handle = handle
         self.sha256 = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
-        self.sha256.update(data)
+        self._hasher.submit(self.sha256.update, data)
         return data
 
     def hexdigest(self) -> str:
         while self.read(1 << 22):  # whatever the decoder left unread
             pass
+        self._hasher.shutdown(wait=True)
         return self.sha256.hexdigest()
+
+
+def buffer_digest(buffer: pa.Buffer) -> str:
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    for start in range(0, len(view), 1 << 24):
+        digest.update(view[start:start + (1 << 24)])
+    return digest.hexdigest()
 
 
 class _DecodeFile(beam.DoFn):
     def process(self, path: str):
         fmt = format_of(path)
         compression = CompressionTypes.detect_compression_type(path)
+        if fmt == "jsonl" and compression == CompressionTypes.UNCOMPRESSED and FileSystems.get_scheme(path) is None:
+            yield from self._mapped_json_lines(path)
+            return
         try:
             handle = FileSystems.open(path, compression_type=CompressionTypes.AUTO)
         except (OSError, IOError) as exc:
@@ -63,6 +79,20 @@ class _DecodeFile(beam.DoFn):
                 yield table
             digest = stream.hexdigest() if hashing else file_digest(path)
         yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
+
+    def _mapped_json_lines(self, path: str):
+        """A local JSON lines file, memory-mapped: decoded in place and hashed beside it."""
+        try:
+            with pa.memory_map(path) as mapped:
+                buffer = mapped.read_buffer()
+        except OSError as exc:
+            raise InvalidInput(f"input {path} cannot be opened: {exc}") from None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+            digest = hasher.submit(buffer_digest, buffer)
+            for table in JsonLinesDecoder().read_buffer(buffer, path):
+                records_read().add(table.num_rows)
+                yield table
+            yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest.result()))
 
 
 class ReadUsageRecords(beam.PTransform):
