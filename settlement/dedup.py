@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -59,14 +60,28 @@ def _unique_keys(table: pa.Table) -> pa.Array:
     """Mask of rows whose (provider, event_id) occurs once in `table`."""
     counts = table.select(KEY).group_by(KEY).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
-    if not repeated.num_rows:
-        return pa.array([True] * table.num_rows, pa.bool_())
-    marked = table.select(KEY).append_column("_row", pa.array(range(table.num_rows), pa.int64())) \
-                  .join(repeated, keys=KEY, join_type="left semi")
-    mask = [True] * table.num_rows
-    for row in marked.column("_row").to_pylist():
-        mask[row] = False
-    return pa.array(mask, pa.bool_())
+    mask = np.ones(table.num_rows, dtype=bool)
+    if repeated.num_rows:
+        marked = table.select(KEY).append_column("_row", pa.array(np.arange(table.num_rows))) \
+                      .join(repeated, keys=KEY, join_type="left semi")
+        mask[marked.column("_row").to_numpy()] = False
+    return pa.array(mask)
+
+
+def in_record_order(table: pa.Table) -> pa.Table:
+    """`table` sorted by (source, record_no), without copying it when it already is (the usual
+    case: one file, parts concatenated in order)."""
+    sources = pc.unique(table.column("source"))
+    if len(sources) <= 1:
+        numbers = table.column("record_no").to_numpy()
+        if len(numbers) < 2 or bool(np.all(numbers[1:] >= numbers[:-1])):
+            return table
+    return table.take(pc.sort_indices(table, sort_keys=[("source", "ascending"), ("record_no", "ascending")]))
+
+
+def _as_events(table: pa.Table) -> pa.Table:
+    table = table.select(EVENT_SCHEMA.names)
+    return table if table.schema.equals(EVENT_SCHEMA) else table.cast(EVENT_SCHEMA)
 
 
 def resolve(new: pa.Table, settled: pa.Table | None = None) -> Deduped:
@@ -75,10 +90,8 @@ def resolve(new: pa.Table, settled: pa.Table | None = None) -> Deduped:
 
     Most keys occur once and were never settled: they are accepted without comparing content;
     only repeated or already settled keys take the slow path of content comparison."""
-    new = new.select(EVENT_SCHEMA.names)
-    order = pc.sort_indices(new, sort_keys=[("source", "ascending"), ("record_no", "ascending")])
-    new = new.take(order)
-    new = new.append_column("_rank", pa.array(range(new.num_rows), pa.int64()))
+    new = in_record_order(new.select(EVENT_SCHEMA.names))
+    new = new.append_column("_rank", pa.array(np.arange(new.num_rows, dtype=np.int64)))
 
     simple = _unique_keys(new)
     if settled is not None and settled.num_rows:
@@ -88,14 +101,18 @@ def resolve(new: pa.Table, settled: pa.Table | None = None) -> Deduped:
             simple = pc.and_(simple, pc.invert(seen_mask))
     else:
         settled = None
+    if pc.all(simple).as_py():
+        return Deduped(_as_events(new),
+                       pa.table({"source": pa.array([], pa.string()), "record_no": pa.array([], pa.int64())}),
+                       QUARANTINE_SCHEMA.empty_table())
     fast = new.filter(simple)
     slow = new.filter(pc.invert(simple))
     if not slow.num_rows:
-        return Deduped(fast.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA),
+        return Deduped(_as_events(fast),
                        pa.table({"source": pa.array([], pa.string()), "record_no": pa.array([], pa.int64())}),
                        QUARANTINE_SCHEMA.empty_table())
     result = _resolve_by_content(slow, settled)
-    accepted = pa.concat_tables([fast.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA), result.accepted]) \
+    accepted = pa.concat_tables([_as_events(fast), result.accepted]) \
                  .sort_by([("source", "ascending"), ("record_no", "ascending")])
     return Deduped(accepted, result.duplicates, result.quarantined)
 

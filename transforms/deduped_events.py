@@ -6,10 +6,12 @@ settled, meets in one shard: a runner can resolve shards in parallel. With `spil
 parts travel as Arrow IPC files (transforms/spill.py) instead of pickled tables."""
 from __future__ import annotations
 
+import threading
 from typing import Tuple
 
 import apache_beam as beam
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -40,16 +42,32 @@ def expand(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.cast(schema)
 
 
+_connections = threading.local()
+
+
+def _shards_of(table: pa.Table, shards: int) -> np.ndarray:
+    """Shard of each row: a DuckDB hash of (provider, event_id) (a connection per thread)."""
+    cursor = getattr(_connections, "con", None)
+    if cursor is None:
+        cursor = _connections.con = duckdb.connect()
+    cursor.register("t", table.select(["provider", "event_id"]))
+    try:
+        return cursor.sql(_SHARD_SQL.format(shards=shards)).to_arrow_table().column("shard").to_numpy()
+    finally:
+        cursor.unregister("t")
+
+
 def split_by_shard(table: pa.Table, shards: int, spill_dir: str | None = None):
-    """(shard, rows of that shard) for each shard with rows; deterministic across runs."""
-    con = duckdb.connect()
-    con.register("t", table.select(["provider", "event_id"]))
-    shard = con.sql(_SHARD_SQL.format(shards=shards)).to_arrow_table().column("shard").combine_chunks()
-    con.close()
-    table = compact(table)
-    for s in sorted(pc.unique(shard).to_pylist()):
-        part = table.filter(pc.equal(shard, s))
-        yield s, spill(part, spill_dir) if spill_dir else part
+    """(shard, rows of that shard) for each shard with rows, in their order in `table`;
+    deterministic across runs. The rows are put in shard order once, then sliced."""
+    shard = _shards_of(table, shards)
+    table = compact(table).take(pa.array(np.argsort(shard, kind="stable")))
+    start = 0
+    for s, count in enumerate(np.bincount(shard, minlength=shards).tolist()):
+        if count:
+            part = table.slice(start, count)
+            yield s, spill(part, spill_dir) if spill_dir else part
+        start += count
 
 
 def _split_block(table: pa.Table, shards: int, spill_dir: str | None) -> list:
@@ -70,6 +88,8 @@ def resolve_shard(element) -> list:
     new = [_load(t, EVENT_SCHEMA) for t in grouped["new"]]
     if not new:
         return []
+    # each part is a run of one file's records: in file order, they need no sorting (dedup.py)
+    new.sort(key=lambda t: (t.column("source")[0].as_py(), t.column("record_no")[0].as_py()))
     settled = [_load(t, SETTLED_EVENT_SCHEMA) for t in grouped["settled"]]
     result = resolve(pa.concat_tables(new), pa.concat_tables(settled) if settled else None)
     outputs = [beam.pvalue.TaggedOutput(COUNTS, key)
