@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,11 +91,101 @@ def _group_starts(table: pa.Table, columns) -> list[int]:
     return [0, *starts.tolist(), n]
 
 
-def price_usage(usage: pa.Table, prior: Mapping[tuple, int], tariff: Tariff, batch: int) -> pa.Table:
-    """Settlement lines of one batch from its usage and the quantities settled before it.
+# SPEC §4 in DuckDB SQL over 128-bit integers: per pricing key the charge cost(P+Q) - cost(P),
+# then each provider's floor share, the leftover wei one each by largest remainder (ties by
+# lowercase address), and the protocol fee of every share.
+_PRICE_SQL = """
+WITH keyed AS (
+  SELECT epoch, consumer, contract, unit, sum(quantity)::HUGEINT AS q FROM usage GROUP BY ALL
+), ruled AS (
+  SELECT k.*, coalesce(prior.quantity, 0)::HUGEINT AS p, coalesce(exact.rule, star.rule) AS rule
+  FROM keyed k
+  LEFT JOIN rules exact ON exact.contract = k.contract AND exact.unit = k.unit
+  LEFT JOIN rules star ON star.contract = '*' AND star.unit = k.unit
+  LEFT JOIN prior ON prior.epoch = k.epoch AND prior.consumer = k.consumer
+                 AND prior.contract = k.contract AND prior.unit = k.unit
+), charged AS (
+  SELECT r.epoch, r.consumer, r.contract, r.unit, r.q,
+         sum(greatest(0, least(r.p + r.q, coalesce(t.hi, r.p + r.q)) - t.lo) * t.price) // any_value(t.per)
+         - sum(greatest(0, least(r.p, coalesce(t.hi, r.p)) - t.lo) * t.price) // any_value(t.per) AS charge
+  FROM ruled r JOIN (SELECT rule, per::HUGEINT AS per, lo::HUGEINT AS lo, hi::HUGEINT AS hi,
+                            price::HUGEINT AS price FROM tiers) t ON t.rule = r.rule
+  GROUP BY r.epoch, r.consumer, r.contract, r.unit, r.q
+), shares AS (
+  SELECT u.epoch, u.consumer, u.contract, u.unit, u.provider, u.quantity, c.charge,
+         (c.charge * u.quantity::HUGEINT) // c.q AS floor_share,
+         (c.charge * u.quantity::HUGEINT) % c.q AS remainder
+  FROM usage u JOIN charged c USING (epoch, consumer, contract, unit)
+), ranked AS (
+  SELECT *, floor_share + CASE WHEN row_number() OVER w <= charge - sum(floor_share) OVER k
+                               THEN 1 ELSE 0 END AS share
+  FROM shares
+  WINDOW k AS (PARTITION BY epoch, consumer, contract, unit),
+         w AS (PARTITION BY epoch, consumer, contract, unit ORDER BY remainder DESC, lower(provider))
+)
+SELECT $batch::BIGINT AS batch, epoch, consumer, contract, provider, unit, quantity,
+       share::DECIMAL(38, 0) AS amount_wei,
+       (share * $fee_bps::HUGEINT // 10000)::DECIMAL(38, 0) AS protocol_fee_wei,
+       (share - share * $fee_bps::HUGEINT // 10000)::DECIMAL(38, 0) AS provider_wei
+FROM ranked ORDER BY epoch, consumer, contract, unit, provider
+"""
 
-    One line per usage row: the key columns are the usage's own (sorted), only the money is
-    computed here, in Python integers, one pricing key at a time."""
+
+def _tariff_tables(tariff: Tariff) -> tuple[pa.Table, pa.Table]:
+    """(rules: rule, contract, unit; tiers: rule, per, lo, hi, price) of the tariff."""
+    rules, tiers = [], []
+    for i, rule in enumerate(tariff.prices):
+        rules.append((i, rule.contract, rule.unit))
+        lower = 0
+        for tier in rule.tiers:
+            tiers.append((i, rule.per, lower, tier.up_to, tier.price_wei))
+            lower = tier.up_to if tier.up_to is not None else lower
+    columns = list(zip(*tiers)) if tiers else [[]] * 5
+    return (pa.table({"rule": [r[0] for r in rules], "contract": [r[1] for r in rules],
+                      "unit": [r[2] for r in rules]}, schema=pa.schema(
+                          [("rule", pa.int64()), ("contract", pa.string()), ("unit", pa.string())])),
+            pa.table({"rule": pa.array(columns[0], pa.int64()),
+                      "per": decimal_column(list(columns[1])), "lo": decimal_column(list(columns[2])),
+                      "hi": pa.array([None if v is None else str(v) for v in columns[3]], pa.string())
+                              .cast(AMOUNT_TYPE),
+                      "price": decimal_column(list(columns[4]))}))
+
+
+def price_usage(usage: pa.Table, prior: pa.Table | None, tariff: Tariff, batch: int) -> pa.Table:
+    """Settlement lines of one batch from its usage and the quantities settled before it
+    (SETTLED_QUANTITY_SCHEMA, or None): one line per usage row, sorted by USAGE_KEY.
+
+    DuckDB computes them in 128-bit integers. Where a product would overflow those, a charge
+    exceeds DECIMAL(38,0) or a unit has no price, the exact Python reference below decides
+    (and words the error)."""
+    try:
+        lines = _price_in_duckdb(usage, prior, tariff, batch)
+    except (duckdb.OutOfRangeException, duckdb.ConversionException):
+        lines = None
+    if lines is None or lines.num_rows != usage.num_rows:
+        return price_usage_exact(usage, quantities_by_key(prior) if prior is not None else {}, tariff, batch)
+    return lines
+
+
+def _price_in_duckdb(usage: pa.Table, prior: pa.Table | None, tariff: Tariff, batch: int) -> pa.Table:
+    rules, tiers = _tariff_tables(tariff)
+    if prior is None:
+        prior = SETTLED_QUANTITY_SCHEMA.empty_table()
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        for name, table in (("usage", usage.select(USAGE_SCHEMA.names).cast(USAGE_SCHEMA)),
+                            ("prior", prior.select(SETTLED_QUANTITY_SCHEMA.names)),
+                            ("rules", rules), ("tiers", tiers)):
+            con.register(name, table)
+        params = {"batch": batch, "fee_bps": tariff.protocol_fee_bps}
+        return con.sql(_PRICE_SQL, params=params).to_arrow_table().cast(LINE_SCHEMA)
+    finally:
+        con.close()
+
+
+def price_usage_exact(usage: pa.Table, prior: Mapping[tuple, int], tariff: Tariff, batch: int) -> pa.Table:
+    """The reference: the same lines as price_usage, in Python integers one pricing key at a
+    time (settlement.fees), with no bound but DECIMAL(38,0) on the amounts."""
     usage = usage.sort_by([(c, "ascending") for c in USAGE_KEY]).combine_chunks()
     bounds = _group_starts(usage, PRICE_KEY)
     quantities = exact_ints(usage.column("quantity"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import apache_beam as beam
 import pyarrow as pa
 
-from settlement.pricing import aggregate_usage, merge_usage, price_usage, quantities_by_key
+from settlement.pricing import aggregate_usage, merge_usage, price_usage
 from settlement.tariff import Tariff
 from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
 
@@ -35,7 +35,7 @@ class SettlementLines(beam.PTransform):
         super().__init__()
         self.tariff = tariff
         self.batch = batch
-        self.prior = quantities_by_key(prior_quantities) if prior_quantities is not None else {}
+        self.prior = prior_quantities
 
     def expand(self, accepted):
         return (accepted

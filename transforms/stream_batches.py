@@ -41,7 +41,7 @@ from settlement.dedup import KEY, resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from settlement.ledger import LedgerHead, check_continuation
 from settlement.manifest import CATEGORIES
-from settlement.pricing import aggregate_usage, price_usage, quantities_by_key
+from settlement.pricing import aggregate_usage, price_usage
 from settlement.tariff import Tariff
 from sinks import atomic
 from sinks.batch_outputs import (concat_quarantine, settled_events_table, staging_dir,
@@ -167,8 +167,7 @@ def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarant
 
     if accepted.num_rows:
         prior_quantities = store.settled_quantities(head)
-        prior = quantities_by_key(prior_quantities) if prior_quantities is not None else {}
-        lines = price_usage(aggregate_usage(accepted), prior, tariff, batch)
+        lines = price_usage(aggregate_usage(accepted), prior_quantities, tariff, batch)
         settled = settle_batch(lines, batch, target.chain_id, target.registry, tariff.treasury,
                                prior_quantities, store.cumulative(head))
         atomic.write_parquet(batch_dir(out, "events", batch) / "part-0000.parquet",

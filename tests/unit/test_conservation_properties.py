@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from settlement.dedup import resolve
 from settlement.pricing import (SETTLED_QUANTITY_SCHEMA, aggregate_usage, price_usage,
-                                quantities_by_key, settled_quantities_after)
+                                settled_quantities_after)
 from settlement.tariff import parse_tariff
 from settlement.validation import validate
 from tests.support.events import PROVIDER_A, PROVIDER_B, T0, TARIFF, event
@@ -61,7 +61,7 @@ def test_splitting_usage_over_batches_never_changes_a_keys_total_charge(rows, cu
             totals[key] = totals.get(key, 0) + int(r["amount_wei"])
         return totals
 
-    whole = price_usage(aggregate_usage(events_of(rows, 0)), {}, TARIFF_OBJ, 1)
+    whole = price_usage(aggregate_usage(events_of(rows, 0)), None, TARIFF_OBJ, 1)
     first, second = rows[:cut], rows[cut:]
     settled = SETTLED_QUANTITY_SCHEMA.empty_table()
     split_totals = {}
@@ -69,7 +69,7 @@ def test_splitting_usage_over_batches_never_changes_a_keys_total_charge(rows, cu
         if not part:
             continue
         usage = aggregate_usage(events_of(part, 100 * batch))
-        lines = price_usage(usage, quantities_by_key(settled), TARIFF_OBJ, batch)
+        lines = price_usage(usage, settled, TARIFF_OBJ, batch)
         for key, amount in total_by_key(lines).items():
             split_totals[key] = split_totals.get(key, 0) + amount
         settled = settled_quantities_after(settled, lines)
