@@ -15,6 +15,7 @@ from settlement.batch import SettledBatch
 from settlement.events import QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
 from sinks import atomic
 from sinks.ledger_store import batch_dir
+from transforms.threaded import ThreadedBlocks
 
 STAGING = ".staging"
 
@@ -60,15 +61,17 @@ class WriteBatchOutputs(beam.PTransform):
     def expand(self, outputs):
         out, batch = self.out, self.batch
 
-        def write_events(element):
+        def write_events(element) -> list:
             shard, table = element
             atomic.write_parquet(batch_dir(out, "events", batch) / f"part-{shard:04d}.parquet",
                                  settled_events_table(table, batch))
+            return []
 
         def write_staged(name):
             return lambda data: atomic.write_json(staging_dir(out) / name, data)
 
-        outputs["accepted"] | "WriteEvents" >> beam.Map(write_events)
+        # Parquet encoding releases the GIL: shards are written on a pool beside the pipeline
+        outputs["accepted"] | "WriteEvents" >> beam.ParDo(ThreadedBlocks(write_events))
         (outputs["quarantined"]
          | "CollectQuarantine" >> beam.combiners.ToList()
          | "ConcatQuarantine" >> beam.Map(concat_quarantine)

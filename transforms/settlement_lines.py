@@ -7,6 +7,7 @@ import pyarrow as pa
 from settlement.pricing import aggregate_usage, merge_usage, price_usage
 from settlement.tariff import Tariff
 from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
+from transforms.threaded import ThreadedBlocks
 
 
 class UsageCombineFn(beam.CombineFn):
@@ -30,6 +31,11 @@ class UsageCombineFn(beam.CombineFn):
         return merge_usage(parts)  # the empty case: an empty usage table, priced to no lines
 
 
+def _aggregate_shard(element) -> list:
+    _, events = element
+    return [aggregate_usage(events)]
+
+
 class SettlementLines(beam.PTransform):
     def __init__(self, tariff: Tariff, batch: int, prior_quantities: pa.Table | None):
         super().__init__()
@@ -39,7 +45,7 @@ class SettlementLines(beam.PTransform):
 
     def expand(self, accepted):
         return (accepted
-                | "AggregateUsage" >> beam.Map(lambda kv: aggregate_usage(kv[1])).with_output_types(pa.Table)
+                | "AggregateUsage" >> beam.ParDo(ThreadedBlocks(_aggregate_shard)).with_output_types(pa.Table)
                 | "SumUsage" >> beam.CombineGlobally(UsageCombineFn()).without_defaults().with_output_types(
                     pa.Table)
                 | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch).with_output_types(
