@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from settlement.dedup import resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
-from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
+from transforms import coders  # noqa: F401  (registers the pa.Table coder)
 from transforms.spill import spill, unspill
 from transforms.threaded import ThreadedBlocks
 from transforms.validated_events import COUNTS, QUARANTINED, Count, count_by_source

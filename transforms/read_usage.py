@@ -11,7 +11,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from settlement.errors import InvalidInput
-from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
+from transforms import coders  # noqa: F401  (registers the pa.Table coder)
 from transforms.decoding import JsonLinesDecoder, decode_stream, format_of
 from transforms.progress import records_read
 

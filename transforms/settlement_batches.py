@@ -4,7 +4,8 @@ from __future__ import annotations
 import apache_beam as beam
 import pyarrow as pa
 
-from settlement.batch import settle_batch
+from settlement.batch import SettledBatch, settle_batch
+from transforms import coders  # noqa: F401  (registers the SettledBatch coder)
 
 
 class SettlementBatches(beam.PTransform):
@@ -16,4 +17,5 @@ class SettlementBatches(beam.PTransform):
     def expand(self, lines):
         return (lines
                 | "DropEmpty" >> beam.Filter(lambda table: table.num_rows > 0)
-                | "BuildTree" >> beam.Map(lambda table: settle_batch(table, *self.args)))
+                | "BuildTree" >> beam.Map(lambda table: settle_batch(table, *self.args)).with_output_types(
+                    SettledBatch))

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from settlement.pricing import aggregate_usage, merge_usage, price_usage
 from settlement.tariff import Tariff
-from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
+from transforms import coders
 from transforms.threaded import ThreadedBlocks
 
 
@@ -19,6 +19,9 @@ class UsageCombineFn(beam.CombineFn):
 
     def create_accumulator(self):
         return []
+
+    def get_accumulator_coder(self):
+        return beam.coders.ListCoder(coders.ArrowTableCoder())
 
     def add_input(self, parts, table):
         parts.append(table)

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from settlement.tariff import Tariff
 from settlement.validation import validate
-from transforms import arrow_coder  # noqa: F401  (registers the pa.Table coder)
+from transforms import coders  # noqa: F401  (registers the pa.Table coder)
 from transforms.threaded import ThreadedBlocks
 
 QUARANTINED = "quarantined"

@@ -1,4 +1,4 @@
-"""ArrowTableCoder: the Beam coder of every PCollection of Arrow tables.
+"""Beam coders of what meterroot's PCollections carry: Arrow tables and settled batches.
 
 Beam samples the byte size of elements as they pass between steps, and for an element typed Any
 it does so by encoding it with the fallback (pickle) coder: on a table of a few hundred thousand
@@ -7,11 +7,15 @@ elements that never leave the fused stage. Typed as `pa.Table`, an element's siz
 buffers' size (no copy), and when it does cross a stage it travels as an Arrow IPC stream.
 
 Transforms declare it with `.with_output_types(pa.Table, tag=pa.Table)`; importing this module
-registers the coder for `pa.Table`."""
+registers the coders for `pa.Table` and `SettledBatch`."""
 from __future__ import annotations
+
+import pickle
 
 import apache_beam as beam
 import pyarrow as pa
+
+from settlement.batch import SettledBatch
 
 
 class ArrowTableCoder(beam.coders.Coder):
@@ -40,4 +44,31 @@ class ArrowTableCoder(beam.coders.Coder):
         return hash(type(self))
 
 
+class SettledBatchCoder(beam.coders.Coder):
+    """A settled batch (lines, payables, tree) pickled; sized by its lines and leaves, not by
+    pickling its tree to count the bytes."""
+
+    def encode(self, settled: SettledBatch) -> bytes:
+        return pickle.dumps(settled, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> SettledBatch:
+        return pickle.loads(encoded)
+
+    def estimate_size(self, settled: SettledBatch) -> int:
+        return settled.lines.get_total_buffer_size() + 200 * len(settled.payables)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return SettledBatch
+
+    def __eq__(self, other):
+        return type(self) is type(other)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
 beam.coders.registry.register_coder(pa.Table, ArrowTableCoder)
+beam.coders.registry.register_coder(SettledBatch, SettledBatchCoder)
