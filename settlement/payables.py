@@ -10,7 +10,10 @@ import pyarrow as pa
 
 from settlement.events import AMOUNT_TYPE
 from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hashes
+from settlement.pricing import sum_by
 
+_PROVIDER_SUMS = pa.schema([("consumer", pa.string()), ("provider", pa.string()), ("provider_wei", AMOUNT_TYPE)])
+_FEE_SUMS = pa.schema([("consumer", pa.string()), ("protocol_fee_wei", AMOUNT_TYPE)])
 CUMULATIVE_SCHEMA = pa.schema([("consumer", pa.string()), ("payee", pa.string()),
                                ("cumulative_wei", AMOUNT_TYPE)])
 
@@ -31,10 +34,10 @@ def batch_amounts(lines: pa.Table, treasury: str) -> dict[tuple[str, str], int]:
     """Σ provider_wei per (consumer, provider) and Σ protocol_fee_wei per (consumer, treasury);
     a treasury that is also a provider gets both in one leaf. Zero amounts have no leaf."""
     amounts: dict[tuple[str, str], int] = {}
-    by_provider = lines.group_by(["consumer", "provider"]).aggregate([("provider_wei", "sum")])
+    by_provider = sum_by(lines, ["consumer", "provider"], _PROVIDER_SUMS, "provider_wei")
     for consumer, provider, wei in zip(*by_provider.to_pydict().values()):
         amounts[(consumer, provider)] = amounts.get((consumer, provider), 0) + int(wei)
-    fees = lines.group_by(["consumer"]).aggregate([("protocol_fee_wei", "sum")])
+    fees = sum_by(lines, ["consumer"], _FEE_SUMS, "protocol_fee_wei")
     for consumer, wei in zip(*fees.to_pydict().values()):
         amounts[(consumer, treasury)] = amounts.get((consumer, treasury), 0) + int(wei)
     return {pair: wei for pair, wei in amounts.items() if wei > 0}

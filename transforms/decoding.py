@@ -7,7 +7,6 @@ file holds comes out, readable or not: nothing is skipped here.
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterator
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 
 from settlement.events import (FIELDS, KIND_FLOAT, KIND_INTEGER, KIND_MISSING, KIND_OTHER,
                                KIND_STRING, RAW_SCHEMA, kind_column)
+from settlement import duck
 from settlement.errors import InvalidInput
 
 BLOCK_BYTES = 16 << 20
@@ -167,28 +167,14 @@ numpy and Arrow release the GIL, so decoding the next block overlaps validating 
 
 
 class JsonLinesDecoder:
-    """Lines -> raw records with DuckDB's JSON functions (a cursor per thread)."""
-
-    def __init__(self):
-        self._con = duckdb.connect(config={"threads": 2})
-        self._local = threading.local()
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = self._con.cursor()
-        return cursor
+    """Lines -> raw records with DuckDB's JSON functions."""
 
     def _query(self, lines: pa.Array) -> pa.Table:
-        con = self._cursor()
-        con.register("lines", pa.table({"line": lines}))
+        tables = {"lines": pa.table({"line": lines})}
         try:
-            try:
-                return con.sql(_JSONL_FAST).to_arrow_table()
-            except duckdb.InvalidInputException:
-                return con.sql(_JSONL_TOLERANT).to_arrow_table()
-        finally:
-            con.unregister("lines")
+            return duck.query(_JSONL_FAST, tables)
+        except duckdb.InvalidInputException:
+            return duck.query(_JSONL_TOLERANT, tables)
 
     def decode(self, lines: pa.Array, source: str, record_no) -> pa.Table:
         """Raw records of `lines` (each a JSON text, a trailing line break allowed);

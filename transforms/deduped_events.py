@@ -6,16 +6,15 @@ settled, meets in one shard: a runner can resolve shards in parallel. With `spil
 parts travel as Arrow IPC files (transforms/spill.py) instead of pickled tables."""
 from __future__ import annotations
 
-import threading
 from typing import Tuple
 
 import apache_beam as beam
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from settlement import duck
 from settlement.dedup import resolve
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from transforms import coders  # noqa: F401  (registers the pa.Table coder)
@@ -42,19 +41,10 @@ def expand(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.cast(schema)
 
 
-_connections = threading.local()
-
-
 def _shards_of(table: pa.Table, shards: int) -> np.ndarray:
-    """Shard of each row: a DuckDB hash of (provider, event_id) (a connection per thread)."""
-    cursor = getattr(_connections, "con", None)
-    if cursor is None:
-        cursor = _connections.con = duckdb.connect()
-    cursor.register("t", table.select(["provider", "event_id"]))
-    try:
-        return cursor.sql(_SHARD_SQL.format(shards=shards)).to_arrow_table().column("shard").to_numpy()
-    finally:
-        cursor.unregister("t")
+    """Shard of each row: a DuckDB hash of (provider, event_id)."""
+    result = duck.query(_SHARD_SQL.format(shards=shards), {"t": table.select(["provider", "event_id"])})
+    return result.column("shard").to_numpy()
 
 
 def split_by_shard(table: pa.Table, shards: int, spill_dir: str | None = None):
