@@ -29,6 +29,10 @@ TOKEN_TYPE = pa.decimal128(38, 0)  # DECIMAL(38,0): the widest exact integer Par
 AMOUNT_TYPE = pa.decimal128(38, 0)
 
 
+KIND_TYPE = pa.dictionary(pa.int8(), pa.string())
+"""Kinds travel dictionary-encoded: a test of a block's kinds is one of a few dictionary values."""
+
+
 def kind_column(field: str) -> str:
     return f"{field}__kind"
 
@@ -37,7 +41,7 @@ RAW_SCHEMA = pa.schema(
     [("source", pa.string()), ("record_no", pa.int64()), ("record", pa.string()),
      ("malformed", pa.string())]
     + [pa.field(f, pa.string()) for f in FIELDS]
-    + [pa.field(kind_column(f), pa.string()) for f in FIELDS])
+    + [pa.field(kind_column(f), KIND_TYPE) for f in FIELDS])
 """Records as read: every field as text with its kind; `malformed` holds why a record could not
 be read as an object at all; `record` is the raw line (JSONL, with its line break; malformed CSV
 rows) or null when the row is rendered from its fields on demand."""

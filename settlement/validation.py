@@ -40,7 +40,12 @@ def _text(raw: pa.Table, field: str) -> pa.Array:
 
 
 def _is(kind: pa.Array, *kinds: str) -> pa.Array:
-    return pc.is_in(kind, pa.array(kinds, pa.string()))
+    """Whether each kind is one of `kinds`; on dictionary-encoded kinds (settlement.events.
+    KIND_TYPE) only the dictionary is compared."""
+    wanted = pa.array(kinds, pa.string())
+    if pa.types.is_dictionary(kind.type):
+        return pc.take(pc.is_in(kind.dictionary, wanted), kind.indices)
+    return pc.is_in(kind, wanted)
 
 
 def _digits(text: pa.Array) -> pa.Array:
@@ -56,14 +61,17 @@ def _int_text_ok(kind: pa.Array, text: pa.Array, low: int) -> tuple[pa.Array, pa
     """(ok, canonical digits) for an integer field given as a JSON integer or a digit string,
     within low..2^63-1, compared as text so nothing wider than int64 is ever cast."""
     digits_ok = _digits(text)
-    usable = pc.and_(pc.or_(_is(kind, *INTEGER_KINDS), pc.equal(kind, KIND_STRING)), digits_ok)
-    stripped = pc.utf8_ltrim(pc.fill_null(text, ""), "0")
-    length = pc.utf8_length(stripped)
+    usable = pc.and_(_is(kind, *INTEGER_KINDS, KIND_STRING), digits_ok)
+    stripped = pc.fill_null(text, "")
+    if pc.any(pc.starts_with(stripped, "0")).as_py():
+        stripped = pc.utf8_ltrim(stripped, "0")
+    length = pc.binary_length(stripped)  # the characters of the digit strings that matter
     in_range = pc.or_(pc.less(length, 19),
                       pc.and_(pc.equal(length, 19), pc.less_equal(stripped, MAX_INT64_TEXT)))
     if low > 0:
         in_range = pc.and_(in_range, pc.greater(length, 0))
-    canonical = pc.if_else(pc.equal(length, 0), "0", stripped)
+    empty = pc.equal(length, 0)
+    canonical = pc.if_else(empty, "0", stripped) if pc.any(empty).as_py() else stripped
     return pc.fill_null(pc.and_(usable, in_range), False), canonical
 
 

@@ -51,9 +51,10 @@ def _raw_table(n: int, source: str, first_no: int, columns: dict) -> pa.Table:
             given = columns.get("record_no")
             arrays.append(given if given is not None else pa.array(range(first_no, first_no + n), pa.int64()))
         elif field.name in columns:
-            arrays.append(columns[field.name])
+            given = columns[field.name]
+            arrays.append(given if given.type == field.type else given.cast(field.type))
         elif field.name.endswith("__kind"):
-            arrays.append(pa.repeat(pa.scalar(KIND_MISSING, pa.string()), n))
+            arrays.append(pa.repeat(pa.scalar(KIND_MISSING, pa.string()), n).cast(field.type))
         else:
             arrays.append(pa.nulls(n, field.type))
     return pa.Table.from_arrays(arrays, schema=RAW_SCHEMA)
@@ -132,7 +133,7 @@ def _json_field(text: pa.Array) -> tuple[pa.Array, pa.Array]:
         fraction = _rows_with(text, ".", "e", "E")
         if fraction is not None:
             codes[number & fraction] = _CODE_OF_KIND[KIND_FLOAT]
-    kind = pc.take(_KIND_CODES, pa.array(codes))
+    kind = pa.DictionaryArray.from_arrays(pa.array(codes), _KIND_CODES)
     quoted = codes == _CODE_OF_KIND[KIND_STRING]
     missing = codes == _CODE_OF_KIND[KIND_MISSING]
     if quoted.all():
