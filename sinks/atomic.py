@@ -43,7 +43,9 @@ def write_compact_json(path: Path, data) -> None:
     write_bytes(path, json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode() + b"\n")
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Parquet without wall-clock metadata, so equal tables give equal bytes."""
+def write_parquet(path: Path, table: pa.Table, dictionary=True) -> None:
+    """Parquet without wall-clock metadata, so equal tables give equal bytes. `dictionary`: the
+    columns worth dictionary-encoding (a list), or True for all."""
     _replace(Path(path), lambda handle: pq.write_table(
-        table, handle, compression="zstd", write_statistics=True, store_schema=True))
+        table, handle, compression="zstd", write_statistics=True, store_schema=True,
+        use_dictionary=dictionary))

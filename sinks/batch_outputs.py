@@ -18,6 +18,9 @@ from sinks.ledger_store import batch_dir
 from transforms.threaded import ThreadedBlocks
 
 STAGING = ".staging"
+REPEATED_EVENT_COLUMNS = ["batch", "provider", "node_id", "consumer", "contract", "unit", "epoch", "source"]
+"""Event columns with few distinct values: dictionary-encoded in Parquet (event ids and times
+are nearly unique, so trying a dictionary for them only costs time)."""
 
 
 def staging_dir(out: Path) -> Path:
@@ -64,7 +67,7 @@ class WriteBatchOutputs(beam.PTransform):
         def write_events(element) -> list:
             shard, table = element
             atomic.write_parquet(batch_dir(out, "events", batch) / f"part-{shard:04d}.parquet",
-                                 settled_events_table(table, batch))
+                                 settled_events_table(table, batch), dictionary=REPEATED_EVENT_COLUMNS)
             return []
 
         def write_staged(name):
