@@ -13,9 +13,10 @@ from transforms.threaded import ThreadedBlocks
 class UsageCombineFn(beam.CombineFn):
     """Σ quantity per (epoch, consumer, contract, unit, provider) over Arrow tables."""
 
-    COMPACT_EVERY = 4
-    """Parts merged once this many are held: every shard's usage spans nearly every pricing key,
-    so unmerged parts would hold one copy of the keys per shard."""
+    COMPACT_EVERY = 8
+    """Parts merged once this many are held (one per dedup shard by default, so a run merges
+    once, on the runner's thread): every shard's usage spans nearly every pricing key, so
+    unmerged parts hold one copy of the keys per shard."""
 
     def create_accumulator(self):
         return []
@@ -31,6 +32,8 @@ class UsageCombineFn(beam.CombineFn):
         return [table for parts in accumulators for table in parts]
 
     def extract_output(self, parts):
+        if len(parts) == 1:  # one aggregate or merge: its keys are unique already
+            return parts[0]
         return merge_usage(parts)  # the empty case: an empty usage table, priced to no lines
 
 
