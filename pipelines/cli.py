@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad usage or configuration, 1 anything else.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logging()
     keep_freed_memory()
     parser = build_parser()
+    # Everything imported so far (Beam, pandas, protobuf: millions of objects) lives as long as
+    # the process: out of the cyclic collector's sight, it is neither walked by every full
+    # collection during the run nor by the last one at exit (measured: 0.4 s at exit alone).
+    gc.freeze()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_beam_options", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
