@@ -52,7 +52,15 @@ def settlement_leaf_hashes(
     32-byte big-endian value, so the per-leaf part is concatenation, not a generic encoder.
     """
     prefix = abi_encode(["uint256", "address", "uint64"], [chain_id, registry, batch])
-    words: dict[str, bytes] = {}  # consumers and payees repeat: encode each address once
+    # consumers and payees repeat: each address is encoded once, each consumer's leading words too
+    heads: dict[str, bytes] = {}
+    words: dict[str, bytes] = {}
+
+    def head(consumer: str) -> bytes:
+        encoded = heads.get(consumer)
+        if encoded is None:
+            encoded = heads[consumer] = prefix + b"\x00" * 12 + bytes.fromhex(consumer[2:])
+        return encoded
 
     def word(address: str) -> bytes:
         encoded = words.get(address)
@@ -61,7 +69,7 @@ def settlement_leaf_hashes(
         return encoded
 
     h = keccak256_raw
-    return [h(h(prefix + word(consumer) + word(payee) + amount.to_bytes(32, "big")))
+    return [h(h(head(consumer) + word(payee) + amount.to_bytes(32, "big")))
             for consumer, payee, amount in rows]
 
 
