@@ -21,5 +21,8 @@ def spill(table: pa.Table, directory: str) -> str:
 
 
 def unspill(path: str) -> pa.Table:
+    if FileSystems.get_scheme(path) is None:  # a local file is mapped, its columns read in place
+        with pa.memory_map(path) as mapped:
+            return pa.ipc.open_stream(mapped).read_all()
     with FileSystems.open(path) as handle:
         return pa.ipc.open_stream(handle.read()).read_all()
