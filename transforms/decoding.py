@@ -200,11 +200,6 @@ class JsonLinesDecoder:
         """Raw records of a stream of JSON lines, a table per block."""
         return self.read_blocks(line_blocks(stream), source)
 
-    def read_buffer(self, buffer: pa.Buffer, source: str) -> Iterator[pa.Table]:
-        """Raw records of JSON lines already in memory (a memory-mapped file): the blocks are
-        slices of the buffer, so the file's bytes are never copied."""
-        return self.read_blocks(buffer_blocks(buffer), source)
-
     def read_blocks(self, blocks: Iterator, source: str) -> Iterator[pa.Table]:
         """Blocks of whole lines are cut here; splitting them into lines and parsing the JSON
         happens on worker threads, PREFETCH_BLOCKS ahead of the caller, which numbers the

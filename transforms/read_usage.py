@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
+import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Tuple
 
@@ -12,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from settlement.errors import InvalidInput
 from transforms import coders  # noqa: F401  (registers the pa.Table coder)
-from transforms.decoding import JsonLinesDecoder, decode_stream, format_of
+from transforms.decoding import JsonLinesDecoder, buffer_blocks, decode_stream, format_of
 from transforms.progress import records_read
 
 DIGESTS = "digests"
@@ -49,14 +52,6 @@ class HashingReader:
         return self.sha256.hexdigest()
 
 
-def buffer_digest(buffer: pa.Buffer) -> str:
-    digest = hashlib.sha256()
-    view = memoryview(buffer)
-    for start in range(0, len(view), 1 << 24):
-        digest.update(view[start:start + (1 << 24)])
-    return digest.hexdigest()
-
-
 class _DecodeFile(beam.DoFn):
     def process(self, path: str):
         fmt = format_of(path)
@@ -81,18 +76,35 @@ class _DecodeFile(beam.DoFn):
         yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
 
     def _mapped_json_lines(self, path: str):
-        """A local JSON lines file, memory-mapped: decoded in place and hashed beside it."""
+        """A local JSON lines file, memory-mapped: decoded in place and hashed beside it. Once
+        a block's records are out, its pages leave the process (MADV_DONTNEED: a page touched
+        again is read back from the page cache), so a file of any size costs a few blocks."""
         try:
-            with pa.memory_map(path) as mapped:
-                buffer = mapped.read_buffer()
-        except OSError as exc:
+            with open(path, "rb") as handle:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) \
+                    if os.fstat(handle.fileno()).st_size else None
+        except (OSError, ValueError) as exc:
             raise InvalidInput(f"input {path} cannot be opened: {exc}") from None
+        buffer = pa.py_buffer(mapped if mapped is not None else b"")
+        sha256 = hashlib.sha256()
+        in_flight: deque = deque()  # (block, its hashing) in file order
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
-            digest = hasher.submit(buffer_digest, buffer)
-            for table in JsonLinesDecoder().read_buffer(buffer, path):
+            def blocks():
+                for block in buffer_blocks(buffer):
+                    in_flight.append((block, hasher.submit(sha256.update, block)))
+                    yield block
+
+            for table in JsonLinesDecoder().read_blocks(blocks(), path):
                 records_read().add(table.num_rows)
                 yield table
-            yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest.result()))
+                block, hashed = in_flight.popleft()
+                hashed.result()
+                offset = block.address - buffer.address
+                start = offset // mmap.PAGESIZE * mmap.PAGESIZE
+                mapped.madvise(mmap.MADV_DONTNEED, start, offset + block.size - start)
+            digest = sha256.hexdigest()
+        yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
 
 
 class ReadUsageRecords(beam.PTransform):

@@ -1,6 +1,7 @@
 """`meterroot batch` end to end, as a user runs it: real files in, outputs and exit codes out."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -70,7 +71,7 @@ def test_mixed_formats_settle_with_every_record_accounted_for(mixed_inputs, tmp_
     assert (run["read"], run["accepted"], run["duplicates"], run["quarantined"]) == (13, 6, 1, 6)
     for entry in run["inputs"]:
         assert entry["read"] == entry["accepted"] + entry["duplicates"] + entry["quarantined"]
-        assert len(entry["sha256"]) == 64
+        assert entry["sha256"] == hashlib.sha256(Path(entry["path"]).read_bytes()).hexdigest()
     reasons = sorted(pq.read_table(out / "quarantine" / "batch=1" / "part-0.parquet").column("reason").to_pylist())
     assert reasons == ["bad_address", "bad_quantity", "conflicting_duplicate", "conflicting_duplicate",
                        "malformed", "unknown_unit"]

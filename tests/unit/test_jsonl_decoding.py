@@ -112,3 +112,19 @@ def test_numbers_with_a_fraction_or_exponent_are_floats_and_wide_integers_intege
     assert kind_of(rows[0], "timestamp") == "DOUBLE"
     assert kind_of(rows[0], "token_id") == "BIGINT"
     assert rows[0]["token_id"] == "123456789012345678901234567890"
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b'{"event_id": "a"}',
+    b'{"event_id": "a"}\n\n{"event_id": "' + b"b" * 300 + b'"}\n{"event_id": "c"}\n',
+    b"".join(b'{"event_id": "e%d"}\n' % i for i in range(40)) + b"[1]\n  \n",
+])
+def test_a_mapped_file_decodes_as_its_stream_does_in_blocks_of_any_size(monkeypatch, data):
+    monkeypatch.setattr(decoding, "BLOCK_BYTES", 64)
+    blocks = list(decoding.buffer_blocks(pa.py_buffer(data)))
+    assert b"".join(bytes(b) for b in blocks) == data  # whole lines, contiguous, nothing lost
+    mapped = list(JsonLinesDecoder().read_blocks(iter(blocks), SOURCE))
+    streamed = list(JsonLinesDecoder().read(io.BytesIO(data), SOURCE))
+    as_rows = lambda tables: pa.concat_tables(tables).to_pylist() if tables else []  # noqa: E731
+    assert as_rows(mapped) == as_rows(streamed)
