@@ -96,11 +96,12 @@ _CODE_OF_FIRST_BYTE = np.array([_CODE_OF_KIND[k] for k in _KIND_OF_FIRST_BYTE], 
 def _offsets(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, data bytes) of a string array, as numpy views of its buffers."""
     _, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, np.int32)[array.offset: array.offset + len(array) + 1]
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(offsets, width)[array.offset: array.offset + len(array) + 1]
     return offsets, (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8))
 
 
-def _rows_with(array: pa.Array, *chars: bytes) -> np.ndarray | None:
+def _rows_with(array: pa.Array, *chars: str) -> np.ndarray | None:
     """Mask of the values of a string array holding any of `chars`, or None if none does."""
     offsets, data = _offsets(array)
     data = data[offsets[0]:offsets[-1]]
@@ -115,12 +116,16 @@ def _rows_with(array: pa.Array, *chars: bytes) -> np.ndarray | None:
 
 
 def _unquote(text: pa.Array) -> pa.Array:
-    return pc.binary_slice(text.view(pa.binary()), 1, -1).view(pa.string())
+    """Each value without its first and last byte (the quotes of a JSON string)."""
+    raw = pa.large_binary() if pa.types.is_large_string(text.type) else pa.binary()
+    return pc.binary_slice(text.view(raw), 1, -1).view(text.type)
 
 
 def _json_field(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(value as text, kind) of a field from its JSON text (null where the key is absent)."""
     text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        text = text.cast(pa.string())
     offsets, data = _offsets(text)
     first = np.full(len(text), ord("n"), dtype=np.uint8)
     present = offsets[1:] > offsets[:-1]
