@@ -100,9 +100,10 @@ class _DecodeFile(beam.DoFn):
                 yield table
                 block, hashed = in_flight.popleft()
                 hashed.result()
-                offset = block.address - buffer.address
-                start = offset // mmap.PAGESIZE * mmap.PAGESIZE
-                mapped.madvise(mmap.MADV_DONTNEED, start, offset + block.size - start)
+                if hasattr(mmap, "MADV_DONTNEED"):  # Linux and the BSDs
+                    offset = block.address - buffer.address
+                    start = offset // mmap.PAGESIZE * mmap.PAGESIZE
+                    mapped.madvise(mmap.MADV_DONTNEED, start, offset + block.size - start)
             digest = sha256.hexdigest()
         yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
 
