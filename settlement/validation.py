@@ -53,8 +53,8 @@ def _digits(text: pa.Array) -> pa.Array:
     return pc.fill_null(pc.ascii_is_decimal(text), False)
 
 
-def _false(n: int) -> pa.Array:
-    return pa.array([False] * n, pa.bool_()) if n else pa.array([], pa.bool_())
+def _all(value: bool, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.bool_()), n)
 
 
 def _int_text_ok(kind: pa.Array, text: pa.Array, low: int) -> tuple[pa.Array, pa.Array]:
@@ -123,7 +123,7 @@ class _Rules:
             pc.or_(_is(token_kind, *INTEGER_KINDS), _is(token_kind, KIND_STRING)), token_digits)))
         self.fail("malformed", pc.or_(malformed, pc.or_(node_bad, token_bad)))
 
-        missing = _false(n)
+        missing = _all(False, n)
         for field in REQUIRED_FIELDS:
             missing = pc.or_(missing, _is(_kind(raw, field), KIND_MISSING))
         self.fail("missing_field", missing)
@@ -132,7 +132,7 @@ class _Rules:
                            pc.fill_null(pc.match_substring_regex(_text(raw, "event_id"), EVENT_ID_PATTERN), False))
         self.fail("bad_event_id", pc.invert(event_ok))
 
-        addresses_ok = pa.array([True] * n, pa.bool_()) if n else pa.array([], pa.bool_())
+        addresses_ok = _all(True, n)
         for field in ADDRESS_FIELDS:
             text, is_string = _text(raw, field), _is(_kind(raw, field), KIND_STRING)
             if not pc.all(is_string).as_py():

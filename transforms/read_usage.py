@@ -31,24 +31,20 @@ def file_digest(path: str) -> str:
 
 
 class HashingReader:
-    """A read-only stream that hashes what passes through it, so a file is read once. The
-    hashing runs on a thread of its own (hashlib releases the GIL), in the order read, so the
-    reader hands out the next block while the last one is still being hashed."""
+    """A read-only stream that hashes what passes through it, so a file is read once."""
 
     def __init__(self, handle):
         self.handle = handle
         self.sha256 = hashlib.sha256()
-        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
-        self._hasher.submit(self.sha256.update, data)
+        self.sha256.update(data)
         return data
 
     def hexdigest(self) -> str:
         while self.read(1 << 22):  # whatever the decoder left unread
             pass
-        self._hasher.shutdown(wait=True)
         return self.sha256.hexdigest()
 
 
