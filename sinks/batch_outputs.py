@@ -13,18 +13,21 @@ import pyarrow as pa
 
 from settlement.batch import SettledBatch
 from settlement.events import QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
-from sinks import atomic
-from sinks.ledger_store import batch_dir
+from sinks import atomic, layout
+from sinks.layout import batch_dir
 from transforms.threaded import ThreadedBlocks
 
-STAGING = ".staging"
+STAGING = layout.STAGING
+STREAM_RUN = "stream"
 REPEATED_EVENT_COLUMNS = ["batch", "provider", "node_id", "consumer", "contract", "unit", "epoch", "source"]
 """Event columns with few distinct values: dictionary-encoded in Parquet (event ids and times
 are nearly unique, so trying a dictionary for them only costs time)."""
 
 
-def staging_dir(out: Path) -> Path:
-    return Path(out) / STAGING
+def staging_dir(out: Path, run_id: str = STREAM_RUN) -> Path:
+    """The staging folder of one run (the streaming writer's when no run is named): runs never
+    share one, and only the holder of OUT's lock writes staging at all."""
+    return layout.run_staging(out, run_id)
 
 
 def settled_events_table(table: pa.Table, batch: int) -> pa.Table:
@@ -39,39 +42,39 @@ def concat_quarantine(tables) -> pa.Table:
     return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
 
 
-def write_batch_files(settled: SettledBatch, out: Path) -> dict:
+def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = None) -> dict:
     """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
     b = settled.batch
-    atomic.write_parquet(batch_dir(out, "settlement_lines", b) / "part-0.parquet", settled.lines)
+    atomic.write_parquet(layout.lines_path(out, b), settled.lines)
     if settled.tree is not None:
-        atomic.write_compact_json(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump())
-    ledger = Path(out) / "ledger"
-    atomic.write_parquet(ledger / "settled_quantities" / f"batch={b}.parquet", settled.quantities_after)
-    atomic.write_parquet(ledger / "cumulative" / f"batch={b}.parquet", settled.cumulative_after)
+        atomic.write_compact_json(layout.tree_path(out, b), settled.tree.dump())
+    atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after)
+    atomic.write_parquet(layout.cumulative_path(out, b), settled.cumulative_after)
     summary = {"batch": b, "root": settled.root, "leaf_count": len(settled.payables),
                "total": str(settled.total), "protocol_fee_total": str(settled.protocol_fee_total),
                "epochs": settled.epochs, "lines": settled.lines.num_rows}
-    atomic.write_json(staging_dir(out) / "batch.json", summary)
+    atomic.write_json((staging or staging_dir(out)) / "batch.json", summary)
     return summary
 
 
 class WriteBatchOutputs(beam.PTransform):
-    def __init__(self, out: Path, batch: int):
+    def __init__(self, out: Path, batch: int, staging: Path):
         super().__init__()
         self.out = Path(out)
         self.batch = batch
+        self.staging = Path(staging)
 
     def expand(self, outputs):
-        out, batch = self.out, self.batch
+        out, batch, staging = self.out, self.batch, self.staging
 
         def write_events(element) -> list:
             shard, table = element
-            atomic.write_parquet(batch_dir(out, "events", batch) / f"part-{shard:04d}.parquet",
+            atomic.write_parquet(layout.events_dir(out, batch) / f"part-{shard:04d}.parquet",
                                  settled_events_table(table, batch), dictionary=REPEATED_EVENT_COLUMNS)
             return []
 
         def write_staged(name):
-            return lambda data: atomic.write_json(staging_dir(out) / name, data)
+            return lambda data: atomic.write_json(staging / name, data)
 
         # Parquet encoding releases the GIL: shards are written on a pool beside the pipeline
         outputs["accepted"] | "WriteEvents" >> beam.ParDo(ThreadedBlocks(write_events))
@@ -79,7 +82,7 @@ class WriteBatchOutputs(beam.PTransform):
          | "CollectQuarantine" >> beam.combiners.ToList()
          | "ConcatQuarantine" >> beam.Map(concat_quarantine)
          | "StageQuarantine" >> beam.Map(
-             lambda t: atomic.write_parquet(staging_dir(out) / "quarantine.parquet", t)))
+             lambda t: atomic.write_parquet(staging / "quarantine.parquet", t)))
         (outputs["counts"]
          | "SumCounts" >> beam.CombinePerKey(sum)
          | "CollectCounts" >> beam.combiners.ToList()
@@ -88,4 +91,4 @@ class WriteBatchOutputs(beam.PTransform):
         (outputs["digests"]
          | "CollectDigests" >> beam.combiners.ToList()
          | "StageDigests" >> beam.Map(lambda pairs: write_staged("digests.json")(dict(sorted(pairs)))))
-        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out)
+        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out, staging)
