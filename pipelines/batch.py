@@ -24,7 +24,7 @@ from sinks import layout
 from sinks.batch_outputs import WriteBatchOutputs
 from sinks.ledger_store import LedgerStore
 from sinks.lock import OutputLock, check_output_path
-from sinks.run_commit import RunResult, commit_run
+from sinks.run_commit import RunResult, commit_run, finish_interrupted, interrupted_after_commit
 from transforms.decoding import format_of
 from transforms.read_usage import ReadUsageRecords
 from transforms.settle_usage import LedgerState, SettleUsage
@@ -170,6 +170,9 @@ def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, r
     store.verify(head)
     store.discard_unfinished(head)
     clear_staging(out)
+    interrupted = interrupted_after_commit(out, head, paths)
+    if interrupted is not None:  # killed after its commit point: finish it, settle nothing again
+        return finish_interrupted(out, interrupted, head)
     staging = layout.run_staging(out, new_run_id())
     staging.mkdir(parents=True)
     batch = (head.batch if head else 0) + 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipelines.batch import settle
 from sinks.lock import OutputLock
+from sinks.run_commit import catalog_current, failpoint
 
 
 def register(subparsers) -> None:
@@ -46,6 +47,7 @@ def run_batch(args) -> int:
     try:
         result = settle(args.inputs, args.tariff, args.output, args.chain_id, args.registry,
                         args.beam_args, args.shards, lock=lock)
+        failpoint("after-run-json")
         run = result.run
         print(f"read {run['read']}, accepted {run['accepted']}, duplicates {run['duplicates']}, "
               f"quarantined {run['quarantined']}")
@@ -67,8 +69,7 @@ def after_commit(output: str, batch: int | None, validate: bool) -> int:
     pending = [b for b in range(1, head + 1) if validate and read_record(out, b) is None]
     if batch is not None and batch not in pending:
         pending.append(batch) if validate else None
-    catalog, head_file = layout.catalog_path(out), layout.head_path(out)
-    stale = head and (not catalog.exists() or catalog.stat().st_mtime_ns < head_file.stat().st_mtime_ns)
+    stale = head and not catalog_current(out)
     if not pending and not stale and batch is None:
         return 0
     return post_batch(output, sorted(pending), validate=bool(pending))

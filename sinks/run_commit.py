@@ -21,7 +21,7 @@ from settlement.manifest import build_manifest, input_counts, totals
 from settlement.tariff import Tariff
 from sinks import atomic, layout
 from sinks.batch_outputs import staging_dir
-from sinks.ledger_store import LedgerStore
+from sinks.ledger_store import LedgerStore, file_digest
 
 
 @dataclass
@@ -34,7 +34,7 @@ class RunResult:
     """The batch's manifest, when one was appended."""
 
 
-def _failpoint(name: str) -> None:
+def failpoint(name: str) -> None:
     """Tests kill the run here (SIGKILL, as an operator's kill -9 would) to prove a run killed
     at any point leaves the previous complete state: METERROOT_FAILPOINT=<name>."""
     if os.environ.get("METERROOT_FAILPOINT") == name:
@@ -44,6 +44,59 @@ def _failpoint(name: str) -> None:
 def _read_staged(staging: Path, name: str, default):
     path = staging / name
     return json.loads(path.read_text()) if path.exists() else default
+
+
+def run_record(total: dict, batch: int | None, head: int, inputs: list, message: str, tariff_hash: str) -> dict:
+    """What run.json holds: the run's counts, the batch it appended and the ledger head after it."""
+    return {**total, "batch": batch, "head": head, "inputs": inputs, "message": message,
+            "tariff_hash": tariff_hash}
+
+
+def catalog_current(out: Path) -> bool:
+    """Whether OUT/catalog.duckdb was built after the ledger head was written: the catalog is
+    the last step after a commit, so a stale one means a crash skipped the steps after it."""
+    try:
+        return layout.catalog_path(out).stat().st_mtime_ns >= layout.head_path(out).stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def interrupted_after_commit(out: Path, head: LedgerHead | None, paths: list[str]) -> dict | None:
+    """The manifest of HEAD's batch when the run that committed it was killed before it was done
+    (run.json does not describe HEAD, or the steps after the commit did not reach the catalog)
+    and `paths` are that run's inputs again, unchanged (same paths and sha256): this run is its
+    rerun, and only has to finish it."""
+    if head is None or head.batch == 0:
+        return None
+    try:
+        run = json.loads(layout.run_path(out).read_text())
+        described = run.get("head", run.get("batch"))
+    except (OSError, ValueError, AttributeError):
+        described = None
+    if described == head.batch and catalog_current(out):
+        return None
+    try:
+        manifest = json.loads(layout.manifest_path(out, head.batch).read_text())
+    except (OSError, ValueError):
+        return None
+    recorded = {entry["path"]: entry["sha256"] for entry in manifest.get("inputs", [])}
+    if sorted(recorded) != sorted(paths):
+        return None
+    if any(not os.path.exists(p) or file_digest(Path(p)).sha256 != recorded[p] for p in paths):
+        return None
+    return manifest
+
+
+def finish_interrupted(out: Path, manifest: dict, head: LedgerHead) -> RunResult:
+    """Write the run.json the interrupted run would have written for its committed batch."""
+    batch = manifest["batch"]
+    message = (f"settled batch {batch}: committed by an earlier run over these same inputs that was "
+               f"interrupted after its commit point; finished it (root {manifest['root']}, "
+               f"{manifest['leaf_count']} leaves, total {manifest['total']} wei)")
+    run = run_record(manifest["counts"], batch, head.batch, manifest["inputs"], message,
+                     manifest["tariff_hash"])
+    atomic.write_json(layout.run_path(out), run)
+    return RunResult(batch, run, manifest)
 
 
 def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | None, batch: int,
@@ -73,12 +126,12 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
         atomic.write_json(layout.manifest_path(out, batch), manifest)
         message = (f"settled batch {batch}: {total['accepted']} events accepted, root {summary['root']}, "
                    f"{summary['leaf_count']} leaves, total {summary['total']} wei")
-        _failpoint("before-ledger-head")
+        failpoint("before-ledger-head")
         new_head = LedgerHead(batch=batch, epoch_seconds=tariff.epoch_seconds, chain_id=chain_id,
                               registry=registry, tariff_hash=tariff.hash,
                               roots={**(head.roots if head else {}), batch: summary["root"]})
         committed = store.commit(new_head, head, tariff.canonical() | {"hash": tariff.hash})
-        _failpoint("after-ledger-head")
+        failpoint("after-ledger-head")
     else:
         if quarantine.exists() and pq.read_metadata(quarantine).num_rows:
             digest = atomic.dumps_json(inputs)
@@ -86,9 +139,9 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
             atomic.write_parquet(layout.unbatched_quarantine_dir(out) / f"run-{name}.parquet",
                                  pq.read_table(quarantine))
         message = "nothing new to settle: no batch appended"
-    _failpoint("before-run-json")
-    run = {**total, "batch": batch if appended else None, "head": committed.batch if committed else 0,
-           "inputs": inputs, "message": message, "tariff_hash": tariff.hash}
+    failpoint("before-run-json")
+    run = run_record(total, batch if appended else None, committed.batch if committed else 0, inputs,
+                     message, tariff.hash)
     atomic.write_json(layout.run_path(out), run)
     shutil.rmtree(staging, ignore_errors=True)
     return RunResult(batch if appended else None, run, manifest)
