@@ -159,10 +159,14 @@ def lines_frame(con, batch: int, tariff: Tariff) -> pd.DataFrame:
         ORDER BY ALL""", {"batch": batch, "bps": tariff.protocol_fee_bps})
 
 
+EMPTY_TREE_ROOT = "0x" + "00" * 32
+
+
 def _tree_facts(tree: dict | None) -> tuple[int, str | None, str | None]:
-    """(leaf count, root as dumped, root recomputed from the leaf values) of a tree dump."""
+    """(leaf count, root as dumped, root recomputed from the leaf values) of a tree dump. A batch
+    without tree.json is the empty tree: no leaves, the zero root (a batch whose total is zero)."""
     if tree is None:
-        return 0, None, None
+        return 0, EMPTY_TREE_ROOT, EMPTY_TREE_ROOT
     values = [entry.get("value") if isinstance(entry, dict) else None for entry in tree["values"]]
     nodes = tree.get("tree") or [None]
     try:

@@ -68,6 +68,14 @@ class Tariff:
         return canonical_form(self)
 
 
+MAX_QUANTITY = 2**63 - 1
+"""The largest quantity of one event (SPEC §1)."""
+MAX_AMOUNT_WEI = 10**38 - 1
+"""The largest amount the DECIMAL(38,0) columns of the outputs hold (SPEC §7)."""
+MAX_EPOCH_SECONDS = (2**63 - 1) // 1000
+"""Longer epochs would not fit their length in int64 milliseconds (epochs are cut in int64)."""
+
+
 def _where(path: str | None) -> str:
     return f"tariff {path}: " if path else "tariff: "
 
@@ -122,6 +130,12 @@ def _parse_rule(entry, i: int, where: str) -> PriceRule:
         if not isinstance(tier, dict) or set(tier) - {"up_to", "price_wei"} or "price_wei" not in tier:
             raise InvalidTariff(f"{tat} must be {{up_to, price_wei}}, got {tier!r}")
         price = _int_field(tier["price_wei"], "price_wei", f"{tat}.", 0)
+        if price * MAX_QUANTITY // per > MAX_AMOUNT_WEI:
+            raise InvalidTariff(
+                f"{tat}.price_wei {price} per {per} unit(s) would price one event of the largest quantity "
+                f"(2^63-1) above {MAX_AMOUNT_WEI} wei, what the DECIMAL(38,0) amount columns hold; "
+                f"use a price of at most {MAX_AMOUNT_WEI * per // MAX_QUANTITY} wei per {per} unit(s) "
+                "(or a larger `per`)")
         up_to = tier.get("up_to")
         last = t == len(tiers_in) - 1
         if up_to is None:
@@ -153,7 +167,8 @@ def parse_tariff(data, path: str | None = None) -> Tariff:
     version = data.get("version")
     if not isinstance(version, str) or not version:
         raise InvalidTariff(f"{where}version must be a non-empty string (quote it in YAML), got {version!r}")
-    epoch_seconds = _int_field(data.get("epoch_seconds", DEFAULT_EPOCH_SECONDS), "epoch_seconds", where, 1)
+    epoch_seconds = _int_field(data.get("epoch_seconds", DEFAULT_EPOCH_SECONDS), "epoch_seconds", where, 1,
+                               MAX_EPOCH_SECONDS)
     fee_bps = _int_field(data.get("protocol_fee_bps"), "protocol_fee_bps", where, 0, 10000)
     try:
         treasury = _config_address(data.get("treasury"), f"{where}treasury")
