@@ -4,6 +4,7 @@ Thin by design: check the configuration before any data is read, wire sources ->
 sinks, then commit what the pipeline wrote (manifest, run.json, ledger head last)."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -126,6 +127,18 @@ def clear_staging(out: Path) -> None:
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
+def quiet_runner_errors() -> None:
+    """A refused input raises InvalidInput inside a DoFn; Beam's runner logs the traceback of
+    it at ERROR before re-raising, and the CLI then prints the one clear message. The runner's
+    own log is for debugging: METERROOT_LOG=ERROR (or lower) shows it again."""
+    if "METERROOT_LOG" in os.environ:
+        return
+    for name in ("apache_beam.runners", "apache_beam.runners.common", "apache_beam.runners.worker",
+                 "apache_beam.runners.portability", "apache_beam.runners.worker.sdk_worker",
+                 "apache_beam.runners.portability.fn_api_runner"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     args = list(beam_args)
     if not any(a == "--runner" or a.startswith("--runner=") for a in args):
@@ -178,6 +191,7 @@ def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, r
     batch = (head.batch if head else 0) + 1
     state = LedgerState(batch=batch, settled_files=store.settled_event_files(head),
                         quantities=store.settled_quantities(head), cumulative=store.cumulative(head))
+    quiet_runner_errors()
     with beam.Pipeline(options=pipeline_options(list(beam_args))) as p:
         build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards, staging)
     return commit_run(out, paths, tariff, head, batch, chain_id, registry, store, staging)
