@@ -15,16 +15,12 @@ RECORDED_TARIFF = Path("ledger") / "tariff.json"
 def ledger_head(out_dir: Path) -> int | None:
     """The last settled batch according to OUT/ledger/HEAD.json, None when there is no ledger.
 
-    HEAD is the commit point of a run: files of a later batch are a run that did not finish."""
-    head_path = Path(out_dir) / "ledger" / "HEAD.json"
-    if not head_path.exists():
-        return None
-    try:
-        head = json.loads(head_path.read_text(encoding="utf-8"))
-        return None if head.get("batch") is None else int(head["batch"])
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput(f"{head_path} is not a readable ledger HEAD ({exc}); "
-                           "re-run `meterroot batch` into a fresh output directory") from None
+    HEAD is the commit point of a run: files of a later batch are a run that did not finish.
+    Read by sinks.layout, the one reader of HEAD.json."""
+    from sinks import layout
+
+    head = layout.read_head(out_dir)
+    return head.batch if head is not None else None
 
 
 def batch_numbers(out_dir: Path) -> list[int]:

@@ -56,8 +56,13 @@ class LedgerHead:
 
     @classmethod
     def from_json(cls, data: dict) -> "LedgerHead":
-        return cls(batch=int(data["batch"]), epoch_seconds=int(data["epoch_seconds"]),
-                   chain_id=int(data["chain_id"]), registry=data["registry"],
+        # only `batch` is required to read a head; a head missing the rest cannot be continued
+        # (check_continuation names the difference), but it can still be read and verified
+        batch = data["batch"]
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
+            raise ValueError(f"batch {batch!r} is not a batch number")
+        return cls(batch=batch, epoch_seconds=int(data.get("epoch_seconds", 0)),
+                   chain_id=int(data.get("chain_id", 0)), registry=str(data.get("registry", "")),
                    tariff_hash=data.get("tariff_hash", ""),
                    roots={int(k): v for k, v in data.get("roots", {}).items()},
                    files={str(name): FileDigest.from_json(d) for name, d in data.get("files", {}).items()})

@@ -68,8 +68,6 @@ class Tariff:
         return canonical_form(self)
 
 
-MAX_QUANTITY = 2**63 - 1
-"""The largest quantity of one event (SPEC §1)."""
 MAX_AMOUNT_WEI = 10**38 - 1
 """The largest amount the DECIMAL(38,0) columns of the outputs hold (SPEC §7)."""
 MAX_EPOCH_SECONDS = (2**63 - 1) // 1000
@@ -130,12 +128,10 @@ def _parse_rule(entry, i: int, where: str) -> PriceRule:
         if not isinstance(tier, dict) or set(tier) - {"up_to", "price_wei"} or "price_wei" not in tier:
             raise InvalidTariff(f"{tat} must be {{up_to, price_wei}}, got {tier!r}")
         price = _int_field(tier["price_wei"], "price_wei", f"{tat}.", 0)
-        if price * MAX_QUANTITY // per > MAX_AMOUNT_WEI:
-            raise InvalidTariff(
-                f"{tat}.price_wei {price} per {per} unit(s) would price one event of the largest quantity "
-                f"(2^63-1) above {MAX_AMOUNT_WEI} wei, what the DECIMAL(38,0) amount columns hold; "
-                f"use a price of at most {MAX_AMOUNT_WEI * per // MAX_QUANTITY} wei per {per} unit(s) "
-                "(or a larger `per`)")
+        if price > MAX_AMOUNT_WEI:
+            raise InvalidTariff(f"{tat}.price_wei {price} has {len(str(price))} digits, more than the 38 of "
+                                "the DECIMAL(38,0) amount columns; use a price of at most 10^38 - 1 wei "
+                                "(or a larger `per`)")
         up_to = tier.get("up_to")
         last = t == len(tiers_in) - 1
         if up_to is None:

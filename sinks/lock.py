@@ -131,13 +131,17 @@ class OutputLock:
         self.release()
 
 
-def holds_output_lock(command: str, output_attr: str = "output"):
+def holds_output_lock(command: str, output_attr: str = "output", create: bool = False):
     """Decorate a CLI handler `func(args) -> int` so it runs holding the lock of args.<output>
-    (waiting up to args.wait_lock seconds when the command has that option)."""
+    (waiting up to args.wait_lock seconds when the command has that option). create=False: an
+    output directory that does not exist is not created (the command says what is wrong)."""
     def decorate(func):
         @functools.wraps(func)
         def run(args):
-            with OutputLock(getattr(args, output_attr), command, getattr(args, "wait_lock", 0) or 0):
+            out = Path(getattr(args, output_attr))
+            if not create and not out.is_dir():
+                return func(args)
+            with OutputLock(out, command, getattr(args, "wait_lock", 0) or 0):
                 return func(args)
         return run
     return decorate

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from expectations.gate import ValidationGateError, check_batch_validated
-from expectations.records import ValidationRecord, manifest_digest, write_record
+from expectations.records import ValidationRecord, batch_digests, manifest_digest, write_record
 from expectations.suites import SUITE_NAMES
 from settlement.errors import UsageError
 from tests.quality.conftest import rewrite_json
@@ -14,7 +14,8 @@ def record(out, batch, **failed_suites):
     suites = {name: not failed_suites.get(name, False) for name in SUITE_NAMES}
     write_record(out, ValidationRecord(
         batch=batch, success=all(suites.values()), suites=suites, validated_at="2026-11-24T10:00:00Z",
-        data_docs=f"quality/{batch}/data_docs/index.html", manifest_sha256=manifest_digest(out, batch)))
+        data_docs=f"quality/{batch}/data_docs/index.html", manifest_sha256=manifest_digest(out, batch),
+        files=batch_digests(out, batch)))
 
 
 def test_gate_error_is_a_usage_error():
