@@ -75,9 +75,13 @@ _STRUCT = "{" + ", ".join(f'"{f}": "JSON"' for f in FIELDS) + "}"
 _FIELD_TEXTS = ", ".join(f'j."{f}"::VARCHAR AS "{f}"' for f in FIELDS)
 # A line that starts with "{" and parses is an object; only the others need their JSON type.
 # A key given twice in one object is `malformed` (JSON parsers disagree on which copy wins).
+# Listing every line's keys would parse each line twice; only a line with more `"…":` marks than
+# fields found, or with white space after a quote, can hold a key twice (or keys meterroot does
+# not read): those few lines alone get their keys listed (JsonLinesDecoder._duplicate_keys).
 _DUPLICATE_KEYS = "len(json_keys({doc})) <> len(list_distinct(json_keys({doc})))"
+_JSONL_DUPLICATES = f"""SELECT CASE WHEN json_type(doc) = 'OBJECT' THEN {_DUPLICATE_KEYS.format(doc="doc")}
+    END AS duplicate_keys FROM (SELECT try_cast(line AS JSON) AS doc FROM lines)"""
 _JSONL_FAST = f"""SELECT CASE WHEN starts_with(line, '{{') THEN 'OBJECT' ELSE json_type(line) END AS top,
-    {_DUPLICATE_KEYS.format(doc="line")} AS duplicate_keys,
     {_FIELD_TEXTS} FROM (SELECT line, json_transform(line, '{_STRUCT}') AS j FROM lines)"""
 # Fallback for a block with a line that is not JSON at all: json_transform raises on it, so the
 # block is parsed again through try_cast, which marks the bad lines (their top is null).
@@ -200,6 +204,32 @@ class JsonLinesDecoder:
         except duckdb.InvalidInputException:
             return duck.query(_JSONL_TOLERANT, tables)
 
+    def _duplicate_keys(self, lines: pa.Array, out: pa.Table) -> pa.Array:
+        """Whether each line is an object with a key given twice (see _JSONL_DUPLICATES)."""
+        offsets, data = _offsets(lines)
+        data = data[offsets[0]:offsets[-1]]
+        starts = offsets - offsets[0]
+        n = len(lines)
+        quotes = np.flatnonzero(data[:-1] == ord('"'))  # one pass; the rest works on the quotes
+        after = data[quotes + 1]
+        marks = quotes[after == ord(":")]
+        per_line = np.bincount(np.searchsorted(starts, marks, side="right") - 1, minlength=n)[:n]
+        found = np.zeros(n, dtype=np.int64)
+        for field in FIELDS:
+            found += np.asarray(pc.is_valid(out.column(field)), dtype=np.int64)
+        suspect = per_line > found
+        spaced = quotes[(after == ord(" ")) | (after == ord("\t")) | (after == ord("\r")) | (after == ord("\n"))]
+        if len(spaced):
+            suspect[np.searchsorted(starts, spaced, side="right") - 1] = True
+        if not suspect.any():
+            return pa.repeat(pa.scalar(False), n)
+        rows = pa.array(suspect)
+        checked = duck.query(_JSONL_DUPLICATES, {"lines": pa.table({"line": lines.filter(rows)})})
+        result = np.zeros(n, dtype=bool)
+        result[np.flatnonzero(suspect)] = np.asarray(pc.fill_null(
+            checked.column("duplicate_keys").combine_chunks(), False), dtype=bool)
+        return pa.array(result)
+
     def decode(self, lines: pa.Array, source: str, record_no, not_utf8: np.ndarray | None = None) -> pa.Table:
         """Raw records of `lines` (each a JSON text, a trailing line break allowed);
         `record_no`: the first record's number, or an array of each record's number;
@@ -207,8 +237,10 @@ class JsonLinesDecoder:
         if isinstance(lines, pa.ChunkedArray):
             lines = lines.combine_chunks()
         out = self._query(lines)
+        duplicates = (out.column("duplicate_keys").combine_chunks() if "duplicate_keys" in out.column_names
+                      else self._duplicate_keys(lines, out))
         columns = {"record": lines, "malformed": _malformed_json(
-            out.column("top").combine_chunks(), out.column("duplicate_keys").combine_chunks(), not_utf8)}
+            out.column("top").combine_chunks(), duplicates, not_utf8)}
         for field in FIELDS:
             columns[field], columns[kind_column(field)] = _json_field(out.column(field))
         if not isinstance(record_no, int):
