@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from web3.logs import DISCARD
 
 from settlement.errors import ChainError
 from sinks.chain.artifacts import FEE_TOKEN, TEST_WALLET
@@ -310,7 +311,11 @@ def disputed(registry, consumer, provider, as_account, new_account):
     challenger_account = new_account()
     challenger = as_account(challenger_account)
     registry.mint(challenger_account.address, DISPUTE_BOND)
-    dispute_id, _ = challenger.open_dispute(1, consumer.address, provider, EVIDENCE)
+    dispute_id, opened = challenger.open_dispute(1, consumer.address, provider, EVIDENCE)
+    [event] = registry.contract.events.DisputeOpened().process_receipt(opened.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {"id": dispute_id, "batch": 1, "consumer": consumer.address, "provider": provider,
+                                   "challenger": challenger_account.address, "bond": DISPUTE_BOND,
+                                   "evidenceHash": EVIDENCE}
     return tree, dispute_id, challenger_account.address
 
 
@@ -329,7 +334,10 @@ def test_dispute_freezes_then_slashes(registry, consumer, provider, disputed):
     with pytest.raises(ChainError, match=rf"SlashTooLarge\(id={dispute_id}, slash={max_slash + 1}, maxSlash={max_slash}\)"):
         registry.resolve_dispute(dispute_id, True, max_slash + 1)
     slash = max_slash - 1  # odd: the odd wei goes to the consumer
-    registry.resolve_dispute(dispute_id, True, slash)
+    resolved = registry.resolve_dispute(dispute_id, True, slash)
+    [event] = registry.contract.events.DisputeResolved().process_receipt(resolved.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {"id": dispute_id, "upheld": True, "slashed": slash,
+                                   "toChallenger": slash // 2, "toConsumer": slash - slash // 2}
     assert registry.dispute(dispute_id).state == "upheld"
     assert registry.stakes(provider).staked == MIN_PROVIDER_STAKE - slash
     assert registry.token_balance(challenger) == slash // 2 + DISPUTE_BOND
