@@ -322,6 +322,9 @@ def disputed(registry, consumer, provider, as_account, new_account):
 def test_dispute_freezes_then_slashes(registry, consumer, provider, disputed):
     tree, dispute_id, challenger = disputed
     info = registry.dispute(dispute_id)
+    assert registry.disputes_of(consumer.address) == [info] and registry.disputes_of(address()) == []
+    with pytest.raises(ChainError, match=rf"UnknownDispute\(id={dispute_id + 1}\)"):
+        registry.dispute(dispute_id + 1)
     assert (info.state, info.bond, info.challenger, registry.open_disputes(consumer.address, provider)) == (
         "open", DISPUTE_BOND, challenger, 1)
     finalize(registry, 1)
