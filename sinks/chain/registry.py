@@ -548,6 +548,17 @@ class Registry:
     def accept_admin_transfer(self) -> TxResult:
         return self._send(self.contract.functions.acceptDefaultAdminTransfer(), "acceptDefaultAdminTransfer()")
 
+    def cancel_admin_transfer(self) -> TxResult:
+        return self._send(self.contract.functions.cancelDefaultAdminTransfer(), "cancelDefaultAdminTransfer()")
+
+    def change_admin_delay(self, seconds: int) -> TxResult:
+        """Schedule a new admin-transfer delay (it takes effect after OpenZeppelin's wait)."""
+        return self._send(self.contract.functions.changeDefaultAdminDelay(seconds),
+                          f"changeDefaultAdminDelay({seconds})")
+
+    def admin_delay(self) -> int:
+        return self.contract.functions.defaultAdminDelay().call()
+
 
 def advance_time(w3: Web3, seconds: int) -> int:
     """Move a development chain's clock forward and mine a block; returns the new timestamp."""
