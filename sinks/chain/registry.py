@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.logs import DISCARD  # the token's Transfer log sits in the same receipt
 
 from settlement.errors import ChainError, UsageError
@@ -272,7 +272,7 @@ class Registry:
             try:
                 if bytes(wallet.functions.isValidSignature(permit_digest, permit.signature).call()) == ERC1271_MAGIC:
                     return permit.consumer
-            except (ContractLogicError, ValueError):  # not a wallet, or it refuses: try the signers
+            except (ContractLogicError, BadFunctionCallOutput, ValueError):  # not a wallet: try the signers
                 pass
         try:
             signer = recover_signer(permit)
