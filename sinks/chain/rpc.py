@@ -48,6 +48,12 @@ MAX_BACKOFF = 4.0
 DEFAULT_REPLACE_AFTER = 120.0
 """Seconds a sent transaction may stay unmined before it is replaced with bumped fees."""
 
+REBROADCAST_EVERY = 1.0
+"""Seconds between two rebroadcasts of a transaction the node does not have."""
+ACCEPTED, NONCE_USED, FEE_TOO_LOW, REFUSED = "accepted", "nonce used", "fee too low", "refused"
+_FEE_REFUSALS = ("underpriced", "base fee", "fee cap", "feecap", "max fee", "gas price", "priority fee")
+"""Words of a node's refusal that a higher fee answers (geth, anvil, erigon, nethermind wordings)."""
+
 GAS_MARGIN_PERCENT = 20
 """Added to the node's gas estimate: state can change between estimate and inclusion."""
 
@@ -75,13 +81,39 @@ class NodeUnavailable(ChainError):
     """The node did not answer for `rpc_timeout` seconds."""
 
 
-class _RedactingLogger(logging.LoggerAdapter):
-    """web3's provider logs its endpoint URI at DEBUG: log the redacted one instead."""
+class _SecretFilter(logging.Filter):
+    """Rewrites log records that carry a node URL or its secret parts (web3 logs the endpoint
+    URI, urllib3 the request path at DEBUG) with the redacted URL."""
 
-    def log(self, level, msg, *args, **kwargs):
-        secret, public = self.extra["secret"], self.extra["public"]
-        args = tuple(public if str(a) == secret else a for a in args)
-        super().log(level, msg, *args, **kwargs)
+    LOGGERS = ("web3.providers.HTTPProvider", "web3.manager.RequestManager", "urllib3.connectionpool")
+
+    def __init__(self):
+        super().__init__()
+        self.secrets: dict[str, str] = {}
+
+    def add(self, url: str) -> None:
+        parts = urlsplit(url)
+        public = redact_url(url)
+        if str(url).rstrip("/") != public:
+            self.secrets[str(url)] = public
+        tail = parts.path + (f"?{parts.query}" if parts.query else "")
+        if tail not in ("", "/"):
+            self.secrets[tail] = "/<redacted>"
+        if parts.username or parts.password:
+            self.secrets[parts.netloc.rpartition("@")[0]] = "<redacted>"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in sorted(self.secrets, key=len, reverse=True):  # the whole URL before its parts
+                message = message.replace(secret, self.secrets[secret])
+            record.msg, record.args = message, ()
+        return True
+
+
+_SECRETS = _SecretFilter()
+for _name in _SecretFilter.LOGGERS:
+    logging.getLogger(_name).addFilter(_SECRETS)
 
 
 class PatientHTTPProvider(Web3.HTTPProvider):
@@ -91,8 +123,7 @@ class PatientHTTPProvider(Web3.HTTPProvider):
         super().__init__(url, request_kwargs={"timeout": request_timeout}, exception_retry_configuration=None)
         self.public_url = redact_url(url)
         self.patience = patience
-        self.logger = _RedactingLogger(logging.getLogger("web3.providers.HTTPProvider"),
-                                       {"secret": str(self.endpoint_uri), "public": self.public_url})
+        _SECRETS.add(url)
 
     def __str__(self) -> str:
         return f"RPC connection {self.public_url}"
@@ -272,8 +303,11 @@ class Sender:
                        max_fee=fees.max_fee, priority_fee=fees.priority_fee)
 
     # ----------------------------------------------------------------------- broadcasting
-    def _broadcast(self, record: IntentRecord, label: str, attempt: Attempt, state: str = SENT) -> bool:
-        """Send one signed attempt; False when the node refuses it but another may still be mined."""
+    def _broadcast(self, record: IntentRecord, label: str, attempt: Attempt, state: str = SENT) -> str:
+        """Send one signed attempt; ACCEPTED, NONCE_USED, FEE_TOO_LOW or REFUSED.
+
+        Only a first attempt refused outright raises: then nothing of the intent is pending.
+        """
         try:
             self.w3.eth.send_raw_transaction(attempt.raw)
         except Web3RPCError as exc:
@@ -282,17 +316,19 @@ class Sender:
                 pass  # a retried send the node had received: same hash, nothing new
             elif "nonce too low" in text or "nonce is too low" in text:
                 log.info("%s: nonce %d is already used; looking for our transactions", label, record.nonce)
-                return False
-            elif "underpriced" in text and len(record.attempts) > 1:
-                log.warning("%s: the node wants a larger fee bump to replace tx %s (%s)", label,
-                            record.attempts[-2].hash, exc.message)
-                return False
-            else:
+                return NONCE_USED
+            elif any(word in text for word in _FEE_REFUSALS):
+                log.warning("%s: the node refused tx %s for its fee (%s)", label, attempt.hash, exc.message)
+                return FEE_TOO_LOW
+            elif state == SENT and len(record.attempts) == 1:
                 self.journal.note(record, SUPERSEDED, attempt.hash, reason=f"refused: {exc.message}")
                 raise ChainError(f"{label}: the node refused tx {attempt.hash}: {exc.message}; nothing of "
                                  f"it is pending (journal {self.journal})") from None
+            else:
+                log.warning("%s: the node refused tx %s: %s", label, attempt.hash, exc.message)
+                return REFUSED
         self.journal.note(record, state, attempt.hash)
-        return True
+        return ACCEPTED
 
     def _known(self, tx_hash: str) -> bool:
         try:
@@ -336,7 +372,7 @@ class Sender:
 
     def _await(self, record: IntentRecord, label: str) -> tuple[dict, Attempt]:
         deadline = time.monotonic() + self.timeout
-        last_sent = time.monotonic()
+        last_sent = last_rebroadcast = time.monotonic()
         capped = False
         while True:
             receipt, attempt = self._find_receipt(record)
@@ -368,10 +404,14 @@ class Sender:
                 continue
             else:
                 if not any(self._known(a.hash) for a in record.attempts):
-                    log.warning("%s: tx %s vanished from the node (dropped or reorganised away); "
-                                "rebroadcasting it", label, record.latest.hash)
-                    self._broadcast(record, label, record.latest, REBROADCAST)
-                    last_sent = now
+                    if now - last_rebroadcast >= REBROADCAST_EVERY or record.state == MINED:
+                        log.warning("%s: tx %s is not on the node (dropped, evicted or reorganised away); "
+                                    "rebroadcasting it", label, record.latest.hash)
+                        last_rebroadcast = now
+                        if self._broadcast(record, label, record.latest, REBROADCAST) == FEE_TOO_LOW:
+                            if not capped or now - last_sent >= self.replace_after:
+                                capped = not self._replace(record, label, now - last_sent)
+                                last_sent = now
                 elif now - last_sent >= self.replace_after and not capped:
                     capped = not self._replace(record, label, now - last_sent)
                     last_sent = now
