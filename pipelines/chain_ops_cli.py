@@ -38,6 +38,10 @@ def register_chain_ops(actions) -> None:
     imported.set_defaults(func=_key_import)
     address = verbs.add_parser("address", help="print a keystore's address")
     address.set_defaults(func=_key_address)
+    for parser in (new, imported):
+        parser.add_argument("--kdf-iterations", type=int, metavar="N",
+                            help="scrypt n (a power of two, default 262144) or pbkdf2 rounds (default 1000000); "
+                                 "fewer is faster to unlock and to crack")
     for parser in (new, imported, address):
         parser.add_argument("--keystore", required=True, type=Path, metavar="FILE")
         parser.add_argument("--password-file", type=Path, metavar="FILE",
@@ -155,7 +159,8 @@ def _key_new(args) -> int:
     from sinks.chain.keys import write_keystore
 
     password = _new_password(args)
-    address = write_keystore(args.keystore, Account.create().key, password, kdf=args.kdf)
+    address = write_keystore(args.keystore, Account.create().key, password, kdf=args.kdf,
+                             iterations=args.kdf_iterations)
     print(f"created keystore {args.keystore} for address {address}")
     return 0
 
@@ -168,7 +173,7 @@ def _key_import(args) -> int:
     else:
         text = sys.stdin.readline() if sys.stdin is not None else ""
     key = parse_private_key(text, "the private key read from stdin")
-    address = write_keystore(args.keystore, key, _new_password(args), kdf=args.kdf)
+    address = write_keystore(args.keystore, key, _new_password(args), kdf=args.kdf, iterations=args.kdf_iterations)
     print(f"imported the key of {address} into keystore {args.keystore}")
     return 0
 

@@ -159,6 +159,8 @@ def write_keystore(path: Path, key: bytes, password: str, *, kdf: str = "scrypt"
         raise UsageError(f"--keystore {path} exists; keystores are never overwritten: choose another file")
     if kdf not in KEYSTORE_KDFS:
         raise UsageError(f"--kdf {kdf!r} is not one of {', '.join(KEYSTORE_KDFS)}")
+    if iterations is not None and (iterations < 2 or (kdf == "scrypt" and iterations & (iterations - 1))):
+        raise UsageError(f"--kdf-iterations {iterations}: scrypt needs a power of two, pbkdf2 at least 2")
     data = Account.encrypt(key, password, kdf=kdf, iterations=iterations)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600

@@ -85,7 +85,8 @@ class _SecretFilter(logging.Filter):
     """Rewrites log records that carry a node URL or its secret parts (web3 logs the endpoint
     URI, urllib3 the request path at DEBUG) with the redacted URL."""
 
-    LOGGERS = ("web3.providers.HTTPProvider", "web3.manager.RequestManager", "urllib3.connectionpool")
+    LOGGERS = ("web3.providers.HTTPProvider", "web3.providers.base.JSONBaseProvider", "web3.manager.RequestManager",
+               "web3._utils.http_session_manager.HTTPSessionManager", "urllib3.connectionpool")
 
     def __init__(self):
         super().__init__()
@@ -164,7 +165,7 @@ def connect(rpc_url: str, *, expected_chain_id: int | None = None, request_timeo
     """
     if rpc_timeout <= 0:
         raise UsageError(f"--rpc-timeout must be positive, not {rpc_timeout:g}")
-    first_patience = RETRY.backoff_factor * (2 ** (RETRY.retries - 1) - 1)
+    first_patience = min(RETRY.backoff_factor * (2 ** (RETRY.retries - 1) - 1), rpc_timeout)
     provider = PatientHTTPProvider(rpc_url, patience=first_patience,
                                    request_timeout=min(request_timeout, rpc_timeout))
     w3 = Web3(provider)

@@ -88,23 +88,28 @@ class Watcher:
         return 0
 
     def step(self) -> None:
-        """Commit what is new, then report new events; a failure is reported and retried next step."""
+        """Commit what is new, then report new events; each failure is reported and retried next
+        step (the journal makes a retried commit safe), and one does not stop the other."""
+        problems = []
         try:
             for outcome in commit_output(self.out, self.registry, skip_validation=self.skip_validation):
                 if outcome.action == COMMITTED:
                     self.emit(f"batch {outcome.batch}: committed root {outcome.root} in tx {outcome.tx_hash}")
+        except MeterrootError as exc:
+            problems.append(f"{'commit blocked' if isinstance(exc, UsageError) else 'chain error'}: {exc}")
+        try:
             alerts, next_block = self.new_alerts()
             for alert in alerts:
                 self.emit(alert.line())
                 self._post(alert.to_json())
             self._save_cursor(next_block)  # after reporting: a crash repeats an alert, never loses one
-            self._last_problem = None
-        except MeterrootError as exc:  # the journal makes the retry safe; say it once, not every step
-            problem = f"{'commit blocked' if isinstance(exc, UsageError) else 'chain error'}: {exc}"
-            if problem != self._last_problem:
-                self.emit(f"ALERT {problem} (retrying every step)")
-                self._post({"event": "error", "message": problem})
-            self._last_problem = problem
+        except MeterrootError as exc:
+            problems.append(f"events not read: {exc}")
+        problem = "; ".join(problems) or None
+        if problem and problem != self._last_problem:  # said once, not every step
+            self.emit(f"ALERT {problem} (retrying every step)")
+            self._post({"event": "error", "message": problem})
+        self._last_problem = problem
 
     # ----------------------------------------------------------------------------- events
     def new_alerts(self) -> tuple[list[Alert], int]:

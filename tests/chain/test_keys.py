@@ -96,7 +96,7 @@ def test_key_new_import_and_address_never_print_the_key(tmp_path, capsys, monkey
     password_file.write_text("s3cret-pass-phrase\n")
     created = tmp_path / "new.json"
     code, out, err = run(capsys, "key", "new", "--keystore", created, "--password-file", password_file,
-                         "--kdf", "pbkdf2")
+                         "--kdf", "pbkdf2", "--kdf-iterations", 4096)
     assert code == 0, err
     address = out.split()[-1]
     assert load_keystore(created, "s3cret-pass-phrase").address == address
@@ -105,7 +105,7 @@ def test_key_new_import_and_address_never_print_the_key(tmp_path, capsys, monkey
     monkeypatch.setattr("sys.stdin", io.StringIO("0x" + key.hex() + "\n"))
     imported = tmp_path / "imported.json"
     code, out2, err2 = run(capsys, "key", "import", "--keystore", imported, "--password-file", password_file,
-                           "--kdf", "pbkdf2")
+                           "--kdf", "pbkdf2", "--kdf-iterations", 4096)
     assert code == 0, err2
     assert Account.from_key(key).address in out2
 
