@@ -284,7 +284,18 @@ class Difference:
         return f"{self.field}: the file says {self.in_file}, the chain says {self.on_chain}"
 
 
-SEVERE_FIELDS = ("chain_id", "code", "token", "challenge_period", "thaw_period")
+_PARAMETER_VIEWS = {
+    "token": "token", "challenge_period": "challengePeriod", "thaw_period": "thawPeriod",
+    "counter_nft": "counterNFT", "treasury": "treasury", "max_batch_delay": "maxBatchDelay",
+    "withdrawal_window": "withdrawalWindow", "dispute_period": "disputePeriod", "unstake_thaw": "unstakeThaw",
+    "admin_delay": "defaultAdminDelay", "min_provider_stake": "minProviderStake", "dispute_bond": "disputeBond",
+    "max_slash_bps": "maxSlashBps",
+}
+"""Deployment field -> the registry's view of it (those the deployed ABI has are compared)."""
+
+SEVERE_FIELDS = ("chain_id", "code", "token", "challenge_period", "thaw_period", "counter_nft", "treasury",
+                 "max_batch_delay", "withdrawal_window", "dispute_period", "unstake_thaw", "min_provider_stake",
+                 "dispute_bond", "max_slash_bps")
 """Differences after which the file cannot be used: it describes another contract."""
 
 
@@ -303,8 +314,9 @@ def compare_with_chain(w3: Web3, deployment: Deployment, local_roots: dict[int, 
         return deployment, [Difference("code", f"a registry at {deployment.registry}", "no contract code")]
     registry = contract(w3, REGISTRY, deployment.registry)
     views = registry.functions
-    actual = {"token": views.token().call(), "challenge_period": views.challengePeriod().call(),
-              "thaw_period": views.thawPeriod().call()}
+    present = {entry["name"] for entry in registry.abi if entry["type"] == "function"}
+    actual = {name: getattr(views, view)().call() for name, view in _PARAMETER_VIEWS.items()
+              if view in present and hasattr(deployment, name)}
     for name, value in actual.items():
         if getattr(deployment, name) != value:
             differences.append(Difference(name, getattr(deployment, name), value))

@@ -285,7 +285,15 @@ class Sender:
         return estimate + estimate * GAS_MARGIN_PERCENT // 100  # rounded down; a few gas either way
 
     def _base_fee(self) -> int | None:
-        return self.w3.eth.get_block("latest").get("baseFeePerGas")
+        """The base fee the next block asks (the pending block's, where the node has one)."""
+        latest = self.w3.eth.get_block("latest").get("baseFeePerGas")
+        if latest is None:
+            return None
+        try:
+            pending = self.w3.eth.get_block("pending").get("baseFeePerGas")
+        except (Web3RPCError, ValueError):
+            pending = None
+        return max(latest, pending or 0)
 
     def _initial_fees(self) -> Fees:
         base_fee = self._base_fee()

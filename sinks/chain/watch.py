@@ -29,8 +29,9 @@ from sinks.chain.settle import COMMITTED, commit_output
 
 log = logging.getLogger("meterroot.chain")
 
-WATCHED_EVENTS = ("WithdrawalRequested", "DisputeOpened", "BatchRevoked")
-"""SPEC §6 events an operator must see at once (DisputeOpened: v2 registries)."""
+WATCHED_EVENTS = ("WithdrawalRequested", "DisputeOpened", "BatchRevoked", "BatchesRevoked")
+"""SPEC §6 events an operator must see at once, those the registry's ABI has (v1 emits
+BatchRevoked; v2 emits BatchesRevoked for a batch and every later one, and DisputeOpened)."""
 MAX_LOG_RANGE = 2_000
 """Blocks per eth_getLogs request (hosted nodes refuse larger ranges)."""
 CURSOR_NAME = "watch.json"
@@ -79,8 +80,8 @@ class Watcher:
         self.emit(f"watching registry {self.registry.deployment.registry} on chain "
                   f"{self.registry.deployment.chain_id}: committing the batches of {self.out}, alerting on "
                   f"{', '.join(self.events)}" + (f" (webhook {redact_url(self.webhook)})" if self.webhook else ""))
-        for name in self.unwatchable:
-            self.emit(f"note: this registry has no {name} event (a v1 registry); it is not watched")
+        if "DisputeOpened" in self.unwatchable:
+            self.emit("note: this registry has no DisputeOpened event (a v1 registry); disputes are not watched")
         while not stop.is_set():
             self.step()
             stop.wait(poll_seconds)

@@ -18,7 +18,7 @@ from sinks.chain.fees import GWEI, FeeCaps
 from sinks.chain.journal import MINED, REBROADCAST, Journal
 from sinks.chain.registry import COMMITTER_ROLE, Registry
 from sinks.chain.rpc import Sender, connect
-from tests.chain.conftest import CHALLENGE_PERIOD, THAW_PERIOD
+from tests.chain.conftest import TEST_CONFIG
 from tests.support.fault_proxy import FaultProxy
 
 ROOT, OTHER_ROOT, MANIFEST = b"\x01" * 32, b"\x03" * 32, b"\x02" * 32
@@ -28,8 +28,7 @@ ROOT, OTHER_ROOT, MANIFEST = b"\x01" * 32, b"\x03" * 32, b"\x02" * 32
 def operator(w3, new_account):
     """A fresh funded account that deploys its own registry (it holds every role)."""
     account = new_account()
-    deployment = deploy(Sender(w3, account), test_token=True, challenge_period=CHALLENGE_PERIOD,
-                        thaw_period=THAW_PERIOD)
+    deployment = deploy(Sender(w3, account), test_token=True, config=TEST_CONFIG)
     return account, deployment
 
 
@@ -139,7 +138,8 @@ def test_replies_dropped_delayed_and_refused_are_retried_into_one_transaction(w3
     assert w3.eth.get_transaction_count(account.address) == nonce + 1
 
 
-def test_a_stuck_transaction_is_replaced_at_the_same_nonce_with_bumped_fees(w3, operator, automine_off, caplog):
+def test_a_stuck_transaction_is_replaced_at_the_same_nonce_with_bumped_fees(w3, operator, automine_off, miner,
+                                                                            caplog):
     account, deployment = operator
     sender = Sender(w3, account, replace_after=0.5, timeout=30)
     background = Background(Registry(w3, deployment, sender))
@@ -149,7 +149,7 @@ def test_a_stuck_transaction_is_replaced_at_the_same_nonce_with_bumped_fees(w3, 
     w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(first.max_fee * 4)])
     w3.provider.make_request("evm_mine", [])
     wait_for(lambda: len(only_record(sender).attempts) >= 2, what="a replacement")
-    w3.provider.make_request("evm_mine", [])
+    miner.start()
     background.join()
     assert background.error is None, background.error
     record = only_record(sender) if sender.journal._records else None
@@ -226,7 +226,7 @@ def test_a_commit_that_reverts_after_a_reorg_is_reported_as_a_failure_not_a_succ
     wait_for(lambda: only_record_or_none(journal) and only_record_or_none(journal).state == MINED,
              what="the commit mined")
     # The reorganised chain carries the rival's commit of batch 1 instead: ours can only revert now.
-    rival_commit = admin.contract.functions.commitBatch(1, OTHER_ROOT, 1, 1, MANIFEST).build_transaction({
+    rival_commit = admin.contract.functions.commitBatch(1, OTHER_ROOT, 1, 1, MANIFEST, "").build_transaction({
         "from": rival.address, "nonce": w3.eth.get_transaction_count(rival.address), "gas": 200_000,
         "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": GWEI, "chainId": w3.eth.chain_id})
     raw = "0x" + bytes(rival.sign_transaction(rival_commit).raw_transaction).hex()
