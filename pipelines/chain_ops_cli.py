@@ -53,6 +53,8 @@ def register_chain_ops(actions) -> None:
     watch.add_argument("--webhook", metavar="URL", help="POST each alert as JSON to this URL")
     watch.add_argument("--poll-seconds", type=float, default=12.0, metavar="S",
                        help="seconds between steps (default 12, one mainnet block)")
+    watch.add_argument("--data-uri", default="", metavar="URI",
+                       help="where OUT's batches are published (e.g. a `meterroot serve` URL), emitted with each commit")
     watch.add_argument("--skip-validation", action="store_true",
                        help="commit without the validation gate (an explicit, logged override)")
     watch.add_argument("--deployment", required=True, type=Path, metavar="FILE",
@@ -202,5 +204,6 @@ def _watch(args) -> int:
     on_chain, _ = checked_deployment(w3, deployment, strict=True)
     registry = Registry(w3, on_chain, sender_from_args(args, w3, deployment.chain_id))
     watcher = Watcher(args.output, registry, webhook=args.webhook, skip_validation=args.skip_validation,
-                      confirmations=args.confirmations, emit=lambda line: print(line, flush=True))
+                      confirmations=args.confirmations, data_uri=args.data_uri,
+                      emit=lambda line: print(line, flush=True))
     return watcher.run(stop, args.poll_seconds)

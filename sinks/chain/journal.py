@@ -188,4 +188,6 @@ class Journal:
 
 
 def _jsonable(tx: dict) -> dict:
-    return {k: ("0x" + bytes(v).hex() if isinstance(v, (bytes, bytearray)) else v) for k, v in tx.items()}
+    """JSON of an unsigned transaction; a contract creation has no `to` (web3 gives b"")."""
+    return {k: ("0x" + bytes(v).hex() if isinstance(v, (bytes, bytearray)) else v) for k, v in tx.items()
+            if not (k == "to" and not v)}

@@ -48,6 +48,8 @@ MAX_BACKOFF = 4.0
 DEFAULT_REPLACE_AFTER = 120.0
 """Seconds a sent transaction may stay unmined before it is replaced with bumped fees."""
 
+SUPERSEDED_AFTER = 30.0
+"""Seconds our nonce must be seen used, with no receipt of ours, before the intent is superseded."""
 REBROADCAST_EVERY = 1.0
 """Seconds between two rebroadcasts of a transaction the node does not have."""
 ACCEPTED, NONCE_USED, FEE_TOO_LOW, REFUSED = "accepted", "nonce used", "fee too low", "refused"
@@ -247,6 +249,7 @@ class Sender:
                 log.warning("%s: resuming tx %s (nonce %d) found in %s instead of sending another",
                             label, record.latest.hash, record.nonce, self.journal)
                 return self._see_through(record, label, resumed=True)
+            self._settle_unfinished(key)
             record = self._sign_and_journal(call, label, key, gas)
         except NodeUnavailable as exc:
             raise ChainError(f"{label}: {exc}; nothing was sent: rerun the same command when the node "
@@ -257,6 +260,21 @@ class Sender:
             raise self._pending_error(record, label, f"{exc} while sending it") from None
         log.info("%s: sent %s (nonce %d)", label, record.latest.hash, record.nonce)
         return self._see_through(record, label)
+
+    def _settle_unfinished(self, key: str) -> None:
+        """Follow every other unfinished transaction of this sender to its end before preparing a
+        new one: a new one estimated while an older one is pending could revert once that one is
+        mined (a second commit of the same batch), and would take the nonce after it anyway."""
+        for record in self.journal.unfinished(self.chain_id, self.address):
+            if record.key != key:
+                log.warning("%s: finishing tx %s (nonce %d) from %s first", record.label, record.latest.hash,
+                            record.nonce, self.journal)
+                try:
+                    self._see_through(record, record.label, resumed=True)
+                except ChainError as exc:
+                    if not record.finished:  # still pending: do not queue another behind it
+                        raise
+                    log.warning("%s", exc)  # it failed, finally: ours may go on
 
     # ----------------------------------------------------------------------- preparing
     def _intent_key(self, call) -> str:
@@ -370,6 +388,8 @@ class Sender:
             receipt, attempt = self._await(record, label)
         except NodeUnavailable as exc:
             raise self._pending_error(record, label, str(exc)) from None
+        except Web3RPCError as exc:  # e.g. "header not found" while the node reorganises
+            raise self._pending_error(record, label, f"the node answered an error ({exc.message})") from None
         return TxResult(tx_hash=attempt.hash, block=receipt["blockNumber"], gas_used=receipt["gasUsed"],
                         receipt=receipt, resumed=resumed)
 
@@ -382,6 +402,7 @@ class Sender:
     def _await(self, record: IntentRecord, label: str) -> tuple[dict, Attempt]:
         deadline = time.monotonic() + self.timeout
         last_sent = last_rebroadcast = time.monotonic()
+        nonce_used_since = None
         capped = False
         while True:
             receipt, attempt = self._find_receipt(record)
@@ -403,14 +424,19 @@ class Sender:
                         f"of {self.confirmations} confirmations after {self.timeout:g} s; rerun the same "
                         f"command to keep waiting (journal {self.journal})")
             elif self.w3.eth.get_transaction_count(record.sender, "latest") > record.nonce:
-                receipt, attempt = self._find_receipt(record)  # mined between the two looks?
-                if receipt is None:
+                # Our nonce is used but no receipt of ours is seen: a node indexing its block, a
+                # load-balanced endpoint lagging, or truly another transaction. Only a long look
+                # says which; until then nothing is final (a rerun resumes).
+                nonce_used_since = nonce_used_since or now
+                if now - nonce_used_since >= SUPERSEDED_AFTER:
                     self.journal.note(record, SUPERSEDED)
                     raise ChainError(
                         f"{label}: nonce {record.nonce} of {record.sender} was used by a transaction that is "
                         f"none of ours ({', '.join(a.hash for a in record.attempts)}): another program signs "
                         f"with this key; nothing of ours was mined; rerun to send it anew")
-                continue
+                if now > deadline:
+                    raise self._pending_error(record, label, f"nonce {record.nonce} is used but no receipt of "
+                                                             f"ours was found within {self.timeout:g} s")
             else:
                 if not any(self._known(a.hash) for a in record.attempts):
                     if now - last_rebroadcast >= REBROADCAST_EVERY or record.state == MINED:
@@ -468,7 +494,7 @@ class Sender:
 
     def _replay_revert(self, tx: dict, receipt: dict) -> str:
         """Why a mined tx reverted: replay it as a call on the state of its block."""
-        call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+        call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if tx.get(k) not in (None, "", "0x", b"")}
         try:
             self.w3.eth.call(call, block_identifier=receipt["blockNumber"])
         except ContractLogicError as exc:

@@ -60,13 +60,14 @@ class Watcher:
     """Commits OUT's batches and reports the registry's watched events, step by step."""
 
     def __init__(self, out: Path, registry: Registry, *, webhook: str | None = None,
-                 skip_validation: bool = False, confirmations: int = 1,
+                 skip_validation: bool = False, confirmations: int = 1, data_uri: str = "",
                  emit: Callable[[str], None] = print):
         self.out = Path(out)
         self.registry = registry
         self.webhook = webhook
         self.skip_validation = skip_validation
         self.confirmations = confirmations
+        self.data_uri = data_uri
         self.emit = emit
         self.cursor_file = self.out / "chain" / CURSOR_NAME
         abi = {e["name"]: e for e in load_artifact(REGISTRY).abi if e["type"] == "event"}
@@ -93,7 +94,8 @@ class Watcher:
         step (the journal makes a retried commit safe), and one does not stop the other."""
         problems = []
         try:
-            for outcome in commit_output(self.out, self.registry, skip_validation=self.skip_validation):
+            for outcome in commit_output(self.out, self.registry, skip_validation=self.skip_validation,
+                                         data_uri=self.data_uri):
                 if outcome.action == COMMITTED:
                     self.emit(f"batch {outcome.batch}: committed root {outcome.root} in tx {outcome.tx_hash}")
         except MeterrootError as exc:
