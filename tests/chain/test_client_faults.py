@@ -253,3 +253,20 @@ def _answers(url: str) -> bool:
                              timeout=1).ok
     except requests.RequestException:
         return False
+
+
+def test_a_rerun_waits_for_the_pending_commit_instead_of_queueing_a_second_that_would_revert(
+        w3, operator, automine_off, tmp_path):
+    account, deployment = operator
+    journal = tmp_path / "journal.jsonl"
+    nonce = w3.eth.get_transaction_count(account.address)
+    impatient = Sender(w3, account, timeout=0.3, journal=Journal(journal))
+    with pytest.raises(ChainError, match="still pending at nonce"):
+        Registry(w3, deployment, impatient).commit_batch(1, ROOT, 1, 1, MANIFEST)
+    # The rerun differs (another dataURI): a new intent, but the pending commit is followed first.
+    threading.Timer(1.0, lambda: w3.provider.make_request("evm_mine", [])).start()
+    rerun = Registry(w3, deployment, Sender(w3, account, timeout=30, journal=Journal(journal)))
+    with pytest.raises(ChainError, match=r"would revert: .*; not sent"):
+        rerun.commit_batch(1, ROOT, 1, 1, MANIFEST, "https://batches.example/1")
+    assert w3.eth.get_transaction_count(account.address) == nonce + 1  # the first commit only
+    assert rerun.latest_batch() == 1
