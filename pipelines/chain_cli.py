@@ -12,6 +12,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipelines.chain_ops_cli import add_client_options, checked_deployment, register_chain_ops, rpc_url_from, \
+    sender_from_args
 from settlement.errors import UsageError
 from sinks.lock import holds_output_lock
 
@@ -78,6 +80,7 @@ def register(subparsers) -> None:
     status.add_argument("--output", type=Path, metavar="OUT", help="use the chain `chain up` runs for OUT")
     _node_options(status, sends=False)
     status.set_defaults(func=_status)
+    register_chain_ops(actions)  # key new|import|address, watch
 
 
 def _node_options(parser, *, deployment: bool = True, sends: bool = True) -> None:
@@ -88,11 +91,12 @@ def _node_options(parser, *, deployment: bool = True, sends: bool = True) -> Non
     parser.add_argument("--rpc-url", metavar="URL", help=f"JSON-RPC endpoint (default: {default})")
     if sends:
         parser.add_argument("--private-key", metavar="HEX",
-                            help="signing key (prefer the METERROOT_PRIVATE_KEY environment variable)")
+                            help="signing key, local chain 31337 only (elsewhere --keystore FILE)")
         parser.add_argument("--confirmations", type=int, default=1, metavar="N",
                             help="blocks to wait for after inclusion (default 1)")
         parser.add_argument("--timeout", type=float, default=120, metavar="S",
                             help="seconds to wait for a transaction (default 120)")
+    add_client_options(parser, sends=sends)
 
 
 def _leaf_options(parser) -> None:
@@ -138,15 +142,13 @@ def _down(args) -> int:
 
 def _deploy(args) -> int:
     from sinks.chain.deployment import deploy
-    from sinks.chain.keys import resolve_account
-    from sinks.chain.rpc import Sender, connect
+    from sinks.chain.rpc import connect
 
-    rpc_url = args.rpc_url or _running_chain_url(args.output)
+    rpc_url = rpc_url_from(args) or _running_chain_url(args.output)
     if rpc_url is None:
         raise UsageError("pass --rpc-url URL, or --output OUT of a chain started with `meterroot chain up`")
-    w3 = connect(rpc_url)
-    sender = Sender(w3, resolve_account(args.private_key, w3.eth.chain_id),
-                    confirmations=args.confirmations, timeout=args.timeout)
+    w3 = connect(rpc_url, rpc_timeout=args.rpc_timeout)
+    sender = sender_from_args(args, w3, w3.eth.chain_id)
     deployment = deploy(sender, token=args.token, test_token=args.test_token,
                         challenge_period=args.challenge_period, thaw_period=args.thaw_period,
                         admin=args.admin, committer=args.committer, governance=args.governance,
@@ -176,7 +178,8 @@ def _commit(args) -> int:
 def _deposit(args) -> int:
     registry = _registry(args)
     result = registry.deposit_for(args.consumer, args.amount, mint=args.mint)
-    print(f"deposited {args.amount} wei for {args.consumer} in tx {result.tx_hash}; "
+    again = " already (per the journal; --reference TEXT makes another)" if result.resumed else ""
+    print(f"deposited {args.amount} wei for {args.consumer}{again} in tx {result.tx_hash}; "
           f"deposit now {registry.deposit_of(args.consumer)} wei")
     return 0
 
@@ -210,8 +213,11 @@ def _status(args) -> int:
     from sinks.chain.settle import status
 
     deployment, rpc_url = _deployment_and_url(args)
-    w3 = connect(rpc_url, expected_chain_id=deployment.chain_id)
-    print(json.dumps(status(Registry(w3, deployment).require_code(), args.consumer), indent=2))
+    w3 = connect(rpc_url, expected_chain_id=deployment.chain_id, rpc_timeout=args.rpc_timeout)
+    on_chain, differences = checked_deployment(w3, deployment, strict=False)  # the chain's values rule
+    report = status(Registry(w3, on_chain), args.consumer)
+    report["deployment_file_differences"] = [str(d) for d in differences]
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -229,20 +235,18 @@ def _deployment_and_url(args):
     from sinks.chain.deployment import Deployment
 
     deployment = Deployment.read(args.deployment)
-    rpc_url = args.rpc_url or deployment.rpc_url or _running_chain_url(getattr(args, "output", None))
+    rpc_url = rpc_url_from(args, deployment) or _running_chain_url(getattr(args, "output", None))
     if rpc_url is None:
-        raise UsageError(f"{args.deployment} names no node: pass --rpc-url URL")
+        raise UsageError(f"{args.deployment} names no node: pass --rpc-url URL (or set METERROOT_RPC_URL)")
     return deployment, rpc_url
 
 
 def _registry(args):
     """A Registry that can send, from --deployment, --rpc-url and the key options."""
-    from sinks.chain.keys import resolve_account
     from sinks.chain.registry import Registry
-    from sinks.chain.rpc import Sender, connect
+    from sinks.chain.rpc import connect
 
     deployment, rpc_url = _deployment_and_url(args)
-    w3 = connect(rpc_url, expected_chain_id=deployment.chain_id)
-    sender = Sender(w3, resolve_account(args.private_key, deployment.chain_id),
-                    confirmations=args.confirmations, timeout=args.timeout)
-    return Registry(w3, deployment, sender).require_code()
+    w3 = connect(rpc_url, expected_chain_id=deployment.chain_id, rpc_timeout=args.rpc_timeout)
+    on_chain, _ = checked_deployment(w3, deployment, strict=True)  # refuses a file of another contract
+    return Registry(w3, on_chain, sender_from_args(args, w3, deployment.chain_id))

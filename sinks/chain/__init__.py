@@ -2,14 +2,17 @@
 
 Modules, from the node up:
     anvil        a local anvil kept under OUT/chain/ (`chain up` / `chain down`)
-    keys         which key signs (never printed)
-    rpc          connect with retries; send, wait for receipts and confirmations; ChainError
+    keys         which key signs: v3 keystores, strict raw keys (never printed)
+    journal      OUT/chain/journal.jsonl: every transaction, written before it is sent
+    fees         EIP-1559 fees within the operator's caps; the bump of a replacement
+    rpc          a node that is waited out; send once per intent, replace, rebroadcast, confirm; ChainError
     artifacts    the compiled contracts and the decoding of their custom errors
     deployment   deploy a registry (its CounterNFT, and a test token); RegistryConfig; the deployment file
     spend_permits  EIP-712 SpendPermits: sign, digest, recover, JSON (eth_account only)
     registry     one deployed SettlementRegistry v2 and its CounterNFT: every view and transaction
     batch_files  OUT/batches/<B>: manifests, trees, proofs
     settle       commit OUT's batches idempotently, claim, status
+    watch        `chain watch`: commit each new batch, alert on withdrawals, disputes, revocations
     local        the whole round trip on a local chain, for `meterroot demo`
 
 The demo's entry points are re-exported here.

@@ -17,7 +17,7 @@ from web3 import Web3
 from settlement.errors import UsageError
 from sinks.chain.artifacts import REGISTRY, TEST_TOKEN, load_artifact
 from sinks.chain.keys import DEV_CHAIN_IDS
-from sinks.chain.rpc import Sender
+from sinks.chain.rpc import Sender, is_public_url
 
 REGISTRY_VERSION = 2
 """The SettlementRegistry interface this code speaks (SPEC §6 v2); older deployment files are refused."""
@@ -96,7 +96,8 @@ class Deployment:
     registry_version: int = 1
     """SettlementRegistry interface version (2: SPEC §6 v2); files without it are version 1."""
     rpc_url: str | None = None
-    """Node the deployment went through; the default --rpc-url of later commands."""
+    """Node the deployment went through; the default --rpc-url of later commands. Only a URL
+    holding no secret is stored (no user, password, path or query: API keys live there)."""
     transactions: dict = field(default_factory=dict)
     """Deployment tx hashes by contract: {"registry": "0x..", "token": "0x.."}."""
     compiler: str = ""
@@ -268,5 +269,72 @@ def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False
         dispute_period=config.dispute_period, unstake_thaw=config.unstake_thaw,
         admin_delay=config.admin_delay, min_provider_stake=config.min_provider_stake,
         dispute_bond=config.dispute_bond, max_slash_bps=config.max_slash_bps,
-        registry_version=REGISTRY_VERSION, rpc_url=rpc_url, transactions=transactions,
+        registry_version=REGISTRY_VERSION, rpc_url=rpc_url if is_public_url(rpc_url) else None,
+        transactions=transactions,
         compiler=artifact.compiler, artifact_input_hash=artifact.input_hash, **roles)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the deployment file and the chain disagree."""
+
+    field: str
+    """The deployment field (or "code", "batch N")."""
+    in_file: object
+    """What the file says."""
+    on_chain: object
+    """What the chain says."""
+
+    def __str__(self) -> str:
+        return f"{self.field}: the file says {self.in_file}, the chain says {self.on_chain}"
+
+
+_PARAMETER_VIEWS = {
+    "token": "token", "challenge_period": "challengePeriod", "thaw_period": "thawPeriod",
+    "counter_nft": "counterNFT", "treasury": "treasury", "max_batch_delay": "maxBatchDelay",
+    "withdrawal_window": "withdrawalWindow", "dispute_period": "disputePeriod", "unstake_thaw": "unstakeThaw",
+    "admin_delay": "defaultAdminDelay", "min_provider_stake": "minProviderStake", "dispute_bond": "disputeBond",
+    "max_slash_bps": "maxSlashBps",
+}
+"""Deployment field -> the registry's view of it (those the deployed ABI has are compared)."""
+
+SEVERE_FIELDS = ("chain_id", "code", "token", "challenge_period", "thaw_period", "counter_nft", "treasury",
+                 "max_batch_delay", "withdrawal_window", "dispute_period", "unstake_thaw", "min_provider_stake",
+                 "dispute_bond", "max_slash_bps")
+"""Differences after which the file cannot be used: it describes another contract."""
+
+
+def compare_with_chain(w3: Web3, deployment: Deployment, local_roots: dict[int, bytes] | None = None
+                       ) -> tuple[Deployment, list[Difference]]:
+    """The deployment as the chain has it, and every difference from the file.
+
+    Checked: chain id, code at the registry, token, challenge and thaw periods, role holders,
+    and (given `local_roots`, batch -> root of an output folder) each batch's root on chain.
+    """
+    differences = []
+    chain_id = w3.eth.chain_id
+    if chain_id != deployment.chain_id:
+        return deployment, [Difference("chain_id", deployment.chain_id, chain_id)]
+    if not w3.eth.get_code(deployment.registry):
+        return deployment, [Difference("code", f"a registry at {deployment.registry}", "no contract code")]
+    registry = contract(w3, REGISTRY, deployment.registry)
+    views = registry.functions
+    present = {entry["name"] for entry in registry.abi if entry["type"] == "function"}
+    actual = {name: getattr(views, view)().call() for name, view in _PARAMETER_VIEWS.items()
+              if view in present and hasattr(deployment, name)}
+    for name, value in actual.items():
+        if getattr(deployment, name) != value:
+            differences.append(Difference(name, getattr(deployment, name), value))
+    roles = {"admin": views.DEFAULT_ADMIN_ROLE().call(), "committer": views.COMMITTER_ROLE().call(),
+             "governance": views.GOVERNANCE_ROLE().call()}
+    for name, role in roles.items():
+        holder = getattr(deployment, name)
+        if not views.hasRole(role, holder).call():
+            differences.append(Difference(name, holder, f"{holder} does not hold the role"))
+    for number, root in sorted((local_roots or {}).items()):
+        on_chain = bytes(views.batchInfo(number).call()[0])
+        if on_chain != root:
+            state = "not committed" if on_chain == bytes(32) else f"root 0x{on_chain.hex()}"
+            differences.append(Difference(f"batch {number}", f"root 0x{root.hex()}", state))
+    fixed = {k: v for k, v in actual.items() if k in Deployment.__dataclass_fields__}
+    return replace(deployment, **fixed), differences
