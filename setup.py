@@ -17,6 +17,10 @@ INSTALL_REQUIRES = [
     "safe-pysha3==1.0.7",  # C keccak backend for eth-hash: < 1 us a hash instead of ~5 us
     "web3==8.0.0",
     "great-expectations==1.24.1",
+    # The gateway and the consumer SDK (meterroot/): aiohttp is web3's own HTTP stack already.
+    "aiohttp==3.14.5",
+    "httpx==0.28.1",
+    "prometheus-client==0.26.0",
 ]
 
 TEST_REQUIRES = [
@@ -28,7 +32,8 @@ setup(
     name="meterroot",
     version="0.1.0",
     description=__doc__,
-    packages=find_packages(include=["settlement*", "transforms*", "pipelines*", "sinks*", "expectations*"]),
+    packages=find_packages(include=["settlement*", "transforms*", "pipelines*", "sinks*", "expectations*",
+                                    "meterroot*"]),
     package_data={"": ["*.json", "*.yaml"]},
     include_package_data=True,
     python_requires=">=3.11,<3.12",
