@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -93,3 +94,51 @@ class LedgerStore:
         atomic.write_parquet(self.root / "cumulative" / f"batch={head.batch}.parquet", cumulative)
         atomic.write_json(self.root / "tariff.json", tariff.canonical() | {"hash": tariff.hash})
         atomic.write_json(self.root / "HEAD.json", head.to_json())
+
+
+def roll_back(out: Path, batch: int) -> LedgerHead | None:
+    """Make `batch` the ledger's last batch again (after governance revoked the batches past it).
+
+    HEAD is rewritten first (the commit point: from then on the later batches are the remains
+    of unfinished runs), then their outputs and snapshots are removed. Their events are settled
+    no more, so a batch run over them settles them again: copy them first (sinks.revoked_batches
+    does) if their inputs are not kept. Returns the new head; None when there was nothing to undo.
+    """
+    store = LedgerStore(out)
+    head = store.head()
+    if head is None or batch >= head.batch:
+        return None
+    if batch < 0:
+        raise LedgerMismatch(f"cannot roll the ledger of {out} back to batch {batch}")
+    kept = {b: root for b, root in head.roots.items() if b <= batch}
+    previous = replace(head, batch=batch, roots=kept, tariff_hash=_tariff_hash_of(Path(out), batch, head))
+    if hasattr(previous, "files"):  # HEAD records digests: keep those of the batches kept
+        previous = replace(previous, files={name: d for name, d in previous.files.items()
+                                            if (_batch_of_name(name) or 0) <= batch})
+    atomic.write_json(store.root / "HEAD.json", previous.to_json())
+    store.discard_unfinished(previous)
+    for child in (Path(out) / "quarantine").glob("batch=*"):
+        number = child.name.removeprefix("batch=")
+        if number.isdigit() and int(number) > batch:
+            shutil.rmtree(child)
+    return previous
+
+
+def _tariff_hash_of(out: Path, batch: int, head: LedgerHead) -> str:
+    """The tariff hash of `batch`'s manifest (its own tariff), or the head's when it has none."""
+    manifest = batch_dir(out, "batches", batch) / "manifest.json"
+    if batch == 0 or not manifest.exists():
+        return head.tariff_hash if batch else ""
+    return json.loads(manifest.read_text()).get("tariff_hash", head.tariff_hash)
+
+
+def _batch_of_name(name: str) -> int | None:
+    """The batch a file of OUT belongs to, from its path (batch=<B> or batches/<B>); None: none."""
+    parts = Path(name).parts
+    for i, part in enumerate(parts):
+        stem = part.removesuffix(".parquet")
+        if stem.startswith("batch=") and stem[6:].isdigit():
+            return int(stem[6:])
+        if part == "batches" and i + 1 < len(parts) and parts[i + 1].isdigit():
+            return int(parts[i + 1])
+    return None
