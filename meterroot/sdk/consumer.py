@@ -105,12 +105,13 @@ class Consumer:
         """What `payee` has collected from this consumer so far."""
         return self.wallet.collected(payee)
 
-    def permitted(self, payee: str) -> int | None:
-        """The permit amount the registry holds for `payee` (None: a registry without permits)."""
+    def permitted(self, payee: str) -> int:
+        """The permit amount the registry holds for `payee`."""
         return self.wallet.permitted(payee)
 
     def counter(self):
-        """The consumer's Counter NFT (token id and on-chain counters); None before a deposit."""
+        """The consumer's Counter NFT (token id, wei paid, claims, last batch, tokenURI metadata);
+        None before its first deposit."""
         return self.wallet.counter()
 
     # ------------------------------------------------------------------ meter and permits

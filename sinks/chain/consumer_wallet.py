@@ -22,10 +22,16 @@ from sinks.chain.standing import ConsumerStanding, StandingReader
 
 @dataclass(frozen=True)
 class Counter:
-    """A consumer's Counter NFT, as its on-chain tokenURI tells it."""
+    """A consumer's Counter NFT: its counters, and its on-chain tokenURI decoded."""
 
     token_id: int
     """The NFT's id (what usage events name in `token_id`)."""
+    wei_paid: int
+    """Wei the consumer's deposit has paid out in claims."""
+    claims: int
+    """Claims that paid something."""
+    last_batch: int
+    """Highest batch a claim paid through."""
     metadata: dict
     """tokenURI decoded: name, description and the counters as attributes."""
 
@@ -80,20 +86,17 @@ class ConsumerWallet:
     def collected(self, payee: str) -> int:
         return self.contract.functions.collected(self.address, checksum(payee, "payee")).call()
 
-    def permitted(self, payee: str) -> int | None:
-        """The permit amount the registry holds for `payee`; None on a registry without permits."""
-        functions = self.contract.functions
-        if "permitted" not in {f.get("name") for f in self.contract.abi if f.get("type") == "function"}:
-            return None
-        return functions.permitted(self.address, checksum(payee, "payee")).call()
+    def permitted(self, payee: str) -> int:
+        """The permit amount the registry holds for (this consumer, `payee`)."""
+        return self.contract.functions.permitted(self.address, checksum(payee, "payee")).call()
 
     def counter(self) -> Counter | None:
-        """The consumer's Counter NFT; None before its first deposit (or on a registry without one)."""
-        token_id = self.reader.token_id(self.address)
-        if token_id is None:
+        """The consumer's Counter NFT; None before its first deposit."""
+        token_id, wei_paid, claims, last_batch = self.reader.counters(self.address)
+        if not token_id:
             return None
         uri = self.reader.counter_contract().functions.tokenURI(token_id).call()
-        return Counter(token_id, decode_token_uri(uri))
+        return Counter(token_id, wei_paid, claims, last_batch, decode_token_uri(uri))
 
     # --------------------------------------------------------------------------- transactions
     def deposit(self, amount: int, *, mint: bool = False) -> TxResult:

@@ -2,9 +2,9 @@
 deposit, its pending withdrawal, its Counter NFT, and the WithdrawalRequested events that make
 a cached answer stale.
 
-Written against the registry's ABI as deployed: a v2 registry answers `available(consumer)`
-(deposit minus pending withdrawal) and names its Counter NFT; a v1 registry has neither, and
-`available` is computed as deposits − pending withdrawal, with no token id.
+A v2 registry (SPEC §6) answers `available(consumer)`: the deposit less what a pending, not
+lapsed, withdrawal request will take; its Counter NFT (`counterNFT()`) answers
+`countersOf(consumer)`, whose token id is 0 before the first deposit.
 """
 from __future__ import annotations
 
@@ -29,17 +29,13 @@ class ConsumerStanding:
     available: int
     """Deposit minus the pending withdrawal."""
     pending_withdrawal: int
-    """Amount of a withdrawal request not yet withdrawn (0: none)."""
+    """What a pending, not lapsed, withdrawal request will take (0: none)."""
     unlock_at: int
     """When the pending withdrawal may be withdrawn (0: none)."""
     token_id: int | None
     """The consumer's Counter NFT id (None: no NFT yet, or a registry without one)."""
     block: int
     """Block the answer was read at."""
-
-
-def _abi_names(abi: list) -> set[str]:
-    return {entry.get("name") for entry in abi if entry.get("type") == "function"}
 
 
 class StandingReader:
@@ -50,7 +46,6 @@ class StandingReader:
         self.registry = checksum(registry, "registry")
         abi = load_artifact(REGISTRY).abi
         self.contract = w3.eth.contract(address=self.registry, abi=abi)
-        self._functions = _abi_names(abi)
         self._counter = None
 
     def standing(self, consumer: str) -> ConsumerStanding:
@@ -58,27 +53,25 @@ class StandingReader:
         block = self.w3.eth.block_number
         functions = self.contract.functions
         deposit = functions.deposits(consumer).call(block_identifier=block)
-        pending, unlock_at = functions.withdrawals(consumer).call(block_identifier=block)[:2]
-        if "available" in self._functions:
-            available = functions.available(consumer).call(block_identifier=block)
-        else:
-            available = max(deposit - pending, 0)
-        return ConsumerStanding(consumer, deposit, available, pending, unlock_at,
+        _, unlock_at = functions.withdrawals(consumer).call(block_identifier=block)[:2]
+        available = functions.available(consumer).call(block_identifier=block)
+        pending = deposit - available  # 0 once a request has lapsed
+        return ConsumerStanding(consumer, deposit, available, pending, unlock_at if pending else 0,
                                 self.token_id(consumer, block), block)
 
+    def counters(self, consumer: str, block="latest") -> tuple[int, int, int, int]:
+        """(token id, wei paid, claims, last batch) of the consumer's Counter NFT; id 0: none yet."""
+        return tuple(self.counter_contract().functions.countersOf(checksum(consumer, "consumer"))
+                     .call(block_identifier=block))
+
     def token_id(self, consumer: str, block="latest") -> int | None:
-        """The consumer's Counter NFT id, None when it has none (or the registry mints none)."""
-        counter = self.counter_contract()
-        if counter is None:
-            return None
-        token = counter.functions.tokenOf(checksum(consumer, "consumer")).call(block_identifier=block)
-        return token or None
+        """The consumer's Counter NFT id; None before its first deposit."""
+        return self.counters(consumer, block)[0] or None
 
     def counter_contract(self):
-        if self._counter is None and "counterNFT" in self._functions:
+        if self._counter is None:
             address = self.contract.functions.counterNFT().call()
-            if int(address, 16):
-                self._counter = self.w3.eth.contract(address=address, abi=load_artifact(COUNTER_NFT).abi)
+            self._counter = self.w3.eth.contract(address=address, abi=load_artifact(COUNTER_NFT).abi)
         return self._counter
 
     def withdrawal_requests(self, from_block: int) -> tuple[list[str], int]:

@@ -16,14 +16,16 @@ import pytest
 from eth_account import Account
 
 from sinks.chain import anvil
-from sinks.chain.deployment import deploy
+from sinks.chain.deployment import RegistryConfig, deploy
 from sinks.chain.keys import anvil_dev_account
 from sinks.chain.registry import Registry
 from sinks.chain.rpc import Sender, connect
 
 REPO = Path(__file__).resolve().parents[2]
-CHALLENGE_PERIOD = 100
-THAW_PERIOD = 300
+CONFIG = RegistryConfig(challenge_period=100, max_batch_delay=50, thaw_period=300, withdrawal_window=100,
+                        dispute_period=100, unstake_thaw=250, admin_delay=60, min_provider_stake=1_000,
+                        dispute_bond=50)
+"""Short periods (tests move anvil's clock), a small provider stake (in test-token wei)."""
 pytestmark = pytest.mark.slow
 
 
@@ -84,8 +86,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
 def chain(anvil_url):
     w3 = connect(anvil_url)
     dev = Sender(w3, anvil_dev_account())
-    deployment = deploy(dev, test_token=True, challenge_period=CHALLENGE_PERIOD, thaw_period=THAW_PERIOD,
-                        rpc_url=anvil_url)
+    deployment = deploy(dev, test_token=True, config=CONFIG, rpc_url=anvil_url)
     return w3, deployment, Registry(w3, deployment, dev)
 
 
