@@ -120,7 +120,11 @@ def build_gateway(options: GatewayOptions, tariff: Tariff | None = None):
 
 
 def serve(options: GatewayOptions) -> int:
+    import asyncio
+
+    import uvloop
     from aiohttp import web
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     gateway, recovered = build_gateway(options)
     for path in recovered:
         print(f"meterroot gateway: published {path} left open by a stopped gateway", file=sys.stderr)
