@@ -45,7 +45,7 @@ DEFAULT_DISPUTE_BOND = 10**17
 """Bond a challenger puts up to open a dispute: a tenth of a token of 18 decimals."""
 DEFAULT_MAX_SLASH_BPS = 5_000
 """An upheld dispute slashes at most half of the provider's stake."""
-DEFAULT_TREASURY = "0x000000000000000000000000000000000000fEE5"
+DEFAULT_TREASURY = "0x000000000000000000000000000000000000Fee5"
 """The treasury of the SPEC's example tariff; pass the tariff's own with treasury=."""
 
 
