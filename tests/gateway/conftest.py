@@ -3,25 +3,21 @@ suite's), one registry, one shared gateway in front of anvil's own JSON-RPC; tes
 other settings (a small credit limit, a kill) start their own gateway."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from eth_account import Account
 
+from meterroot.gateway import process
 from sinks.chain import anvil
 from sinks.chain.deployment import RegistryConfig, deploy
 from sinks.chain.keys import anvil_dev_account
 from sinks.chain.registry import Registry
 from sinks.chain.rpc import Sender, connect
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = RegistryConfig(challenge_period=100, max_batch_delay=50, thaw_period=300, withdrawal_window=100,
                         dispute_period=100, unstake_thaw=250, admin_delay=60, min_provider_stake=1_000,
                         dispute_bond=50)
@@ -38,7 +34,6 @@ class GatewayProcess:
     process: subprocess.Popen
     log: Path
     args: list = field(default_factory=list)
-    env: dict = field(default_factory=dict)
 
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -51,35 +46,14 @@ class GatewayProcess:
 
     def restart(self) -> None:
         self.stop()
-        self.process = _launch(self.args, self.env, self.log)
-        _wait_healthy(self.url, self.process, self.log)
+        self.process = process.launch(self.args, self.provider.key.hex(), self.log)
+        process.wait_healthy(self.url, self.process, self.log)
 
     def usage_lines(self) -> list[str]:
         lines = []
         for path in sorted(self.usage_dir.glob("usage-*.jsonl")):
             lines += path.read_text().splitlines()
         return lines
-
-
-def _launch(args, env, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "gateway", *args], cwd=REPO, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"the gateway did not answer within {timeout} s: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -103,12 +77,11 @@ def start_gateway(chain, anvil_url, tmp_path_factory):
         args = ["--upstream", upstream or anvil_url, "--listen", f"127.0.0.1:{port}",
                 "--usage-dir", str(folder / "usage"), "--registry", deployment.registry, "--rpc-url", anvil_url,
                 "--credit-limit-wei", str(credit_limit_wei), *extra]
-        env = {**os.environ, "METERROOT_PROVIDER_KEY": provider.key.hex()}
         log = folder / "gateway.log"
-        process = _launch(args, env, log)
+        child = process.launch(args, provider.key.hex(), log)
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log)
-        handle = GatewayProcess(url, port, folder / "usage", provider, process, log, args, env)
+        process.wait_healthy(url, child, log)
+        handle = GatewayProcess(url, port, folder / "usage", provider, child, log, args)
         started.append(handle)
         return handle
 
