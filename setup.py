@@ -22,7 +22,8 @@ INSTALL_REQUIRES = [
     "aiohttp==3.14.5",
     "httpx==0.28.1",
     "prometheus-client==0.26.0",
-    "uvloop==0.23.0",      # the gateway's event loop (libuv): fewer syscalls and less Python per request
+    "uvloop==0.23.0",
+    "httptools==0.9.0",    # llhttp: the gateway's upstream client parses answers in C      # the gateway's event loop (libuv): fewer syscalls and less Python per request
     "coincurve==21.0.0",   # libsecp256k1 for eth-keys: sign-in and permit signatures in C, not py_ecc
 ]
 

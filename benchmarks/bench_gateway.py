@@ -179,7 +179,7 @@ def main() -> None:
         provider = Account.create()
         gateway = subprocess.Popen(
             [sys.executable, *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
-             "-m", "pipelines.cli", "gateway", "--upstream", f"http://127.0.0.1:{upstream_port}",
+             "-m", "meterroot.gateway", "--upstream", f"http://127.0.0.1:{upstream_port}",
              "--listen", f"127.0.0.1:{gateway_port}", "--usage-dir", str(work / "usage"),
              "--registry", deployment.registry, "--rpc-url", rpc_url, "--credit-limit-wei", str(10**30),
              "--standing-ttl", "3600"],

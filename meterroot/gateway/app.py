@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 import prometheus_client
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,6 +36,7 @@ from meterroot.gateway.credit import CreditBook
 from meterroot.gateway.metering import MeteringTable
 from meterroot.gateway.sessions import SessionBook
 from meterroot.gateway.standing import StandingCache
+from meterroot.gateway.upstream import UpstreamError, UpstreamPool
 from meterroot.gateway.usage_files import RollingUsageWriter, UsageEvent
 from meterroot.signin import SignInRefused
 from settlement.permits import InvalidPermit, SpendPermit
@@ -50,7 +51,7 @@ PERMIT_HEADER = "X-Meterroot-Permit"
 PREFIX = "/meterroot/"
 _HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-    "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Content-Length", PERMIT_HEADER))
+    "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Content-Length", "Expect", PERMIT_HEADER))
 _LATENCY_BUCKETS = (.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
 
@@ -97,7 +98,7 @@ class Gateway:
         self.permits_flush_seconds = permits_flush_seconds
         self._sequence = 0
         self._permits_dirty = False
-        self._client: aiohttp.ClientSession | None = None
+        self._client = UpstreamPool(config.upstream, timeout=config.upstream_timeout)
         self._tasks: list[asyncio.Task] = []
         self._upstream = config.upstream.rstrip("/")
         self._epoch_ms = tariff.epoch_seconds * 1000
@@ -134,10 +135,6 @@ class Gateway:
         return app
 
     async def _start(self, app) -> None:
-        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, keepalive_timeout=30)
-        self._client = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",),
-            timeout=aiohttp.ClientTimeout(total=self.config.upstream_timeout))
         self._tasks = [asyncio.create_task(self.standing.watch_withdrawals(self.withdrawal_poll_seconds)),
                        asyncio.create_task(self._housekeeping())]
 
@@ -145,8 +142,7 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.close()
+        self._client.close()
         self.writer.close()
         self._write_permits()
 
@@ -269,22 +265,16 @@ class Gateway:
                                 owed_wei=str(self.credit.owed(consumer)),
                                 permitted_wei=str(self.credit.permitted(consumer)))
         body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         started = time.perf_counter()
         try:
-            async with self._client.request(request.method, self._upstream + request.path_qs, data=body,
-                                            headers=headers) as upstream:
-                payload = await upstream.read()
-                status = upstream.status
-                reply_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
-                                 and k.lower() != "content-encoding"}
-                if "Content-Encoding" in upstream.headers:
-                    reply_headers["Content-Encoding"] = upstream.headers["Content-Encoding"]
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            status, raw_headers, payload = await self._client.request(request.method, request.path_qs, headers, body)
+        except UpstreamError as exc:
             self.m_requests.labels("upstream_error").inc()
             return self._refuse(502, "upstream_unreachable", f"the provider's service did not answer "
                                                              f"({type(exc).__name__}); not metered")
         self.m_upstream.observe(time.perf_counter() - started)
+        reply_headers = CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw_headers)
         if status >= 500:
             self.m_requests.labels("upstream_error").inc()
             return web.Response(status=status, body=payload, headers=reply_headers)

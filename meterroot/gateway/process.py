@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def launch(options: list[str], provider_key: str, log_file: Path) -> subprocess.Popen:
     env = {**os.environ, PROVIDER_KEY_ENV: provider_key}
     with open(log_file, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "gateway", *options], cwd=REPO, env=env,
+        return subprocess.Popen([sys.executable, "-m", "meterroot.gateway", *options], cwd=REPO, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
 
