@@ -148,9 +148,11 @@ def eip712_digest(chain_id: int, registry: str, consumer: str, payee: str, cumul
     return keccak256(b"\x19" + message.version + message.header + message.body)
 
 
-def sign_permit(private_key, chain_id: int, registry: str, consumer: str, payee: str,
+def sign_permit(signer, chain_id: int, registry: str, consumer: str, payee: str,
                 cumulative_amount: int) -> SpendPermit:
-    """Sign a SpendPermit with a local key (the consumer's, or a signer it authorised)."""
+    """Sign a SpendPermit with a local key (the consumer's, its wallet owner's, or a signer it
+    authorised): `signer` is the private key, or an eth_account LocalAccount."""
+    private_key = getattr(signer, "key", signer)
     if not 0 <= cumulative_amount <= UINT256_MAX:
         raise UsageError(f"a permit's cumulative amount must fit in uint256, not {cumulative_amount}")
     data = typed_data(chain_id, registry, consumer, payee, cumulative_amount)

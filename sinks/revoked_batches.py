@@ -4,7 +4,7 @@ commits the rebuilt batch B. Nothing is lost:
 
     OUT/revoked/<B>/<n>/events.parquet     every event of batches B … HEAD, as SPEC §1 usage
                                            (the input of the rebuild: `meterroot batch --input`)
-    OUT/revoked/<B>/<n>/{events,quarantine,settlement_lines,batches}/…
+    OUT/revoked/<B>/<n>/{events,quarantine,settlement_lines,batches,quality}/…
                                            their outputs as they were, for the record
     OUT/revoked/<B>/<n>/revocation.json    batch, reason, its hash, the tx, the roots revoked
 
@@ -25,6 +25,8 @@ from sinks import atomic
 from sinks.ledger_store import LedgerStore, batch_dir, roll_back
 
 ARCHIVED_TREES = ("events", "quarantine", "settlement_lines", "batches")
+QUALITY = "quality"
+"""OUT/quality/<B>: a batch's validation record (expectations), kept with the revoked batch."""
 USAGE_COLUMNS = {"event_id": "event_id", "provider": "provider", "node_id": "node_id",
                  "consumer": "consumer", "contract": "contract", "unit": "unit",
                  "quantity": "quantity", "timestamp_ms": "timestamp", "token_id": "token_id"}
@@ -63,18 +65,25 @@ def revoke_locally(out: Path, batch: int, record: dict) -> RolledBack | None:
     staging = folder.with_name(f".{folder.name}.partial")
     if staging.exists():
         shutil.rmtree(staging)
-    for tree in ARCHIVED_TREES:
-        for number in numbers:
-            source = batch_dir(out, tree, number)
-            if source.exists():
-                shutil.copytree(source, staging / source.relative_to(out))
+    for number in numbers:
+        for source in _batch_folders(out, number):
+            shutil.copytree(source, staging / source.relative_to(out))
     events = _usage_of(out, numbers)
     atomic.write_parquet(staging / "events.parquet", events)
     atomic.write_json(staging / "revocation.json", record | {"batches": numbers})
     staging.rename(folder)  # the copy is whole: now the ledger may move
     roll_back(out, batch - 1)
+    for number in numbers:  # their validation records no longer describe a batch of OUT
+        quality = out / QUALITY / str(number)
+        if quality.exists():
+            shutil.rmtree(quality)
     return RolledBack(batch=batch, batches=numbers, folder=folder, events_file=folder / "events.parquet",
                       events=events.num_rows)
+
+
+def _batch_folders(out: Path, number: int) -> list[Path]:
+    folders = [batch_dir(out, tree, number) for tree in ARCHIVED_TREES] + [out / QUALITY / str(number)]
+    return [folder for folder in folders if folder.exists()]
 
 
 def _next_folder(base: Path) -> Path:

@@ -219,7 +219,8 @@ def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False
     `test_token`.
 
     `config` holds the constructor's periods, stakes and treasury (defaults: RegistryConfig());
-    `challenge_period` and `thaw_period`, when given, override its fields. Roles default to the
+    `challenge_period` and `thaw_period`, when given, override its fields (without a `config`, the
+    max batch delay then shrinks to what the thaw leaves room for). Roles default to the
     sender. The parameters are checked here first for clear messages; the constructor checks them too.
     """
     if (token is None) == (not test_token):
@@ -227,11 +228,15 @@ def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False
     if test_token and sender.chain_id not in DEV_CHAIN_IDS:
         raise UsageError(f"--test-token mints freely and is for development chains only "
                          f"({sorted(DEV_CHAIN_IDS)}), not chain {sender.chain_id}; pass --token ADDR")
-    config = config or RegistryConfig()
     overrides = {k: v for k, v in (("challenge_period", challenge_period), ("thaw_period", thaw_period))
                  if v is not None}
-    if overrides:
-        config = replace(config, **overrides)
+    if config is None and overrides:
+        # Only the round-one periods given: the committer's promised delay is the default, or
+        # what the thaw leaves room for when that is shorter (thaw > challenge + delay).
+        room = overrides.get("thaw_period", DEFAULT_THAW_PERIOD) - overrides.get("challenge_period",
+                                                                                 DEFAULT_CHALLENGE_PERIOD) - 1
+        overrides["max_batch_delay"] = max(0, min(DEFAULT_MAX_BATCH_DELAY, room))
+    config = replace(config or RegistryConfig(), **overrides)
     config.check()
     roles = {name: checksum(value, f"--{name}") if value else sender.address
              for name, value in (("admin", admin), ("committer", committer), ("governance", governance))}

@@ -38,6 +38,7 @@ def test_revoked_batches_settle_again_to_the_same_money(tmp_path):
     third = write_jsonl(tmp_path / "in" / "3.jsonl", [event("c-1", provider=PROVIDER_A, unit="byte", quantity=9)])
     batch(out, tariff, first)
     batch(out, tariff, second)
+    assert main(["validate", "--output", str(out), "--batch", "2"]) in (0, 1)   # a validation record to keep
     batch(out, tariff, third)
     before = {n: snapshot(out, n) for n in (2, 3)}
     cumulative_before = LedgerStore(out).cumulative(LedgerStore(out).head()).to_pylist()
@@ -51,6 +52,7 @@ def test_revoked_batches_settle_again_to_the_same_money(tmp_path):
     assert not (out / "quarantine" / "batch=2").exists()
     assert (rolled.folder / "batches" / "3" / "tree.json").exists()
     assert (rolled.folder / "quarantine" / "batch=2").exists()  # the bad record is kept for the record
+    assert (rolled.folder / "quality" / "2").exists() and not (out / "quality" / "2").exists()
     assert json.loads((rolled.folder / "revocation.json").read_text())["batches"] == [2, 3]
 
     batch(out, tariff, rolled.events_file)   # everything revoked, in one rebuilt batch 2
@@ -68,3 +70,15 @@ def test_rolling_back_a_batch_not_settled_does_nothing(tmp_path):
     batch(out, tariff, write_jsonl(tmp_path / "1.jsonl", [event("a-1")]))
     assert revoke_locally(out, 2, {}) is None
     assert LedgerStore(out).head().batch == 1
+
+
+def test_revoking_the_first_batch_empties_the_ledger_and_the_rebuild_is_batch_one(tmp_path):
+    tariff = write_tariff(tmp_path / "tariff.json")
+    out = tmp_path / "out"
+    batch(out, tariff, write_jsonl(tmp_path / "1.jsonl", [event("a-1"), event("a-2", quantity=3)]))
+    root = json.loads((out / "batches" / "1" / "manifest.json").read_text())["root"]
+    rolled = revoke_locally(out, 1, {})
+    assert LedgerStore(out).head().batch == 0 and not (out / "batches" / "1").exists()
+    batch(out, tariff, rolled.events_file)
+    assert LedgerStore(out).head().batch == 1
+    assert json.loads((out / "batches" / "1" / "manifest.json").read_text())["root"] == root
