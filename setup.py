@@ -12,12 +12,19 @@ INSTALL_REQUIRES = [
     "PyYAML==6.0.4",
     "eth-abi==6.0.0",
     "eth-account==0.14.0",
+    "coincurve==21.0.0",  # C secp256k1 for eth-keys: signing and recovering permits, demo consumers' keys
     "eth-hash==0.8.0",
     "eth-utils==6.0.0",
     "safe-pysha3==1.0.7",  # C keccak backend for eth-hash: < 1 us a hash instead of ~5 us
     "web3==8.0.0",
     "great-expectations==1.24.1",
     "zstandard==0.25.0",  # .zst inputs, read frame by frame so a truncated one is refused
+    # The gateway and the consumer SDK (meterroot/): aiohttp is web3's own HTTP stack already.
+    "aiohttp==3.14.5",
+    "httpx==0.28.1",
+    "prometheus-client==0.26.0",
+    "uvloop==0.23.0",      # the gateway's event loop (libuv): fewer syscalls and less Python per request
+    "httptools==0.9.0",    # llhttp: the gateway's upstream client parses answers in C
 ]
 
 TEST_REQUIRES = [
@@ -29,7 +36,8 @@ setup(
     name="meterroot",
     version="0.1.0",
     description=__doc__,
-    packages=find_packages(include=["settlement*", "transforms*", "pipelines*", "sinks*", "expectations*"]),
+    packages=find_packages(include=["settlement*", "transforms*", "pipelines*", "sinks*", "expectations*",
+                                    "meterroot*"]),
     package_data={"": ["*.json", "*.yaml"]},
     include_package_data=True,
     python_requires=">=3.11,<3.12",

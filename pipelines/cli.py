@@ -18,8 +18,10 @@ COMMAND_MODULES = (
     "pipelines.batch_cli",
     "pipelines.demo_cli",
     "pipelines.chain_cli",
+    "pipelines.permits_cli",
     "pipelines.quality_cli",
     "pipelines.stream_cli",
+    "pipelines.gateway_cli",
 )
 
 
