@@ -9,7 +9,7 @@ from typing import Mapping
 import pyarrow as pa
 
 from settlement.events import AMOUNT_TYPE
-from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hashes
+from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hash_block
 from settlement.pricing import sum_by
 
 _PROVIDER_SUMS = pa.schema([("consumer", pa.string()), ("provider", pa.string()), ("provider_wei", AMOUNT_TYPE)])
@@ -70,8 +70,10 @@ def batch_tree(chain_id: int, registry: str, batch: int, leaves: list[Payable]) 
     """The batch's StandardMerkleTree over its payables, or None when nothing is owed."""
     if not leaves:
         return None
-    rows = [(leaf.consumer, leaf.payee, leaf.cumulative_wei) for leaf in leaves]
-    hashes = settlement_leaf_hashes(chain_id, registry, batch, rows)
+    consumers = [leaf.consumer for leaf in leaves]
+    payees = [leaf.payee for leaf in leaves]
+    amounts = [leaf.cumulative_wei for leaf in leaves]
+    hashes = settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts)
     chain, reg, b = str(chain_id), registry, str(batch)
-    values = [[chain, reg, b, c, p, str(w)] for c, p, w in rows]
+    values = [[chain, reg, b, c, p, str(w)] for c, p, w in zip(consumers, payees, amounts)]
     return StandardMerkleTree.of(values, SETTLEMENT_LEAF_ENCODING, leaf_hashes=hashes)

@@ -44,7 +44,7 @@ def write_batch_files(settled: SettledBatch, out: Path) -> dict:
     b = settled.batch
     atomic.write_parquet(batch_dir(out, "settlement_lines", b) / "part-0.parquet", settled.lines)
     if settled.tree is not None:
-        atomic.write_compact_json(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump())
+        atomic.write_bytes(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump_json() + b"\n")
     ledger = Path(out) / "ledger"
     atomic.write_parquet(ledger / "settled_quantities" / f"batch={b}.parquet", settled.quantities_after)
     atomic.write_parquet(ledger / "cumulative" / f"batch={b}.parquet", settled.cumulative_after)
