@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from settlement.keccak import keccak256
 from settlement.addresses import normalize_address
@@ -67,7 +68,7 @@ def synthetic_events(n: int, seed: int = 7, hours: int = 24, shape: str = "defau
     timestamp = BASE_TIME_MS + rng.integers(0, hours * 3_600_000, n)
     seq = np.arange(n)
     token = np.where(rng.random(n) < 0.3, consumer_ix + 1, -1)
-    event_id = pa.compute.binary_join_element_wise(
+    event_id = pc.binary_join_element_wise(
         pa.array(np.char.add("evt-", provider_ix.astype(str))),
         pa.array(seq.astype(str)), ":")
     return pa.table({

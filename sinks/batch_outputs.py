@@ -12,7 +12,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 from settlement.batch import SettledBatch
-from settlement.events import QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
+from settlement.events import AMOUNT_TYPE, QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
+from settlement.pricing import decimal_column
 from sinks import atomic
 from sinks.ledger_store import batch_dir
 from transforms.threaded import ThreadedBlocks
@@ -39,12 +40,37 @@ def concat_quarantine(tables) -> pa.Table:
     return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
 
 
+LEAVES_FILE = "leaves.parquet"
+LEAVES_SCHEMA = pa.schema([("batch", pa.int64()), ("consumer", pa.string()), ("payee", pa.string()),
+                          ("cumulative_wei", AMOUNT_TYPE), ("amount_wei", AMOUNT_TYPE),
+                          ("chain_id", pa.int64()), ("registry", pa.string()), ("tree_index", pa.int64())])
+"""OUT/batches/<B>/leaves.parquet: the leaves of tree.json as columns (what the catalog's
+`payables` view reads; the tree dump stays the record)."""
+
+
+def leaves_table(settled: SettledBatch) -> pa.Table:
+    tree, n = settled.tree, len(settled.payables)
+    chain_id, registry = (int(tree.values[0][0]), tree.values[0][1]) if n else (0, "")
+    return pa.table({
+        "batch": pa.repeat(pa.scalar(settled.batch, pa.int64()), n),
+        "consumer": pa.array([p.consumer for p in settled.payables], pa.string()),
+        "payee": pa.array([p.payee for p in settled.payables], pa.string()),
+        "cumulative_wei": decimal_column([p.cumulative_wei for p in settled.payables]),
+        "amount_wei": decimal_column([p.amount_wei for p in settled.payables]),
+        "chain_id": pa.repeat(pa.scalar(chain_id, pa.int64()), n),
+        "registry": pa.repeat(pa.scalar(registry, pa.string()), n),
+        "tree_index": pa.array(tree.tree_indices[:n], pa.int64()),
+    }, schema=LEAVES_SCHEMA)
+
+
 def write_batch_files(settled: SettledBatch, out: Path) -> dict:
     """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
     b = settled.batch
     atomic.write_parquet(batch_dir(out, "settlement_lines", b) / "part-0.parquet", settled.lines)
     if settled.tree is not None:
         atomic.write_bytes(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump_json() + b"\n")
+        atomic.write_parquet(batch_dir(out, "batches", b) / LEAVES_FILE, leaves_table(settled),
+                             dictionary=["batch", "payee", "chain_id", "registry"])
     ledger = Path(out) / "ledger"
     atomic.write_parquet(ledger / "settled_quantities" / f"batch={b}.parquet", settled.quantities_after)
     atomic.write_parquet(ledger / "cumulative" / f"batch={b}.parquet", settled.cumulative_after)
