@@ -1,9 +1,8 @@
 """`meterroot batch`: settle usage files into the next batch of an output directory."""
 from __future__ import annotations
 
+import gc
 import sys
-
-from pipelines.batch import settle
 
 
 def register(subparsers) -> None:
@@ -24,6 +23,8 @@ def register(subparsers) -> None:
 
 
 def run_batch(args) -> int:
+    from pipelines.batch import settle  # Beam: imported by the commands that run a pipeline only
+    gc.freeze()  # Beam's objects live as long as the process (see pipelines.cli.main)
     result = settle(args.inputs, args.tariff, args.output, args.chain_id, args.registry,
                     args.beam_args, args.shards)
     run = result.run

@@ -8,8 +8,6 @@ import shutil
 from pathlib import Path
 
 from settlement.errors import UsageError
-from settlement.synthetic import synthetic_events
-from sinks.event_files import write_events
 
 DEFAULT_TARIFF = Path(__file__).parent / "defaults" / "tariff.yaml"
 MARKER = ".meterroot-demo"
@@ -48,6 +46,8 @@ def run_demo(args) -> int:
     from pipelines.batch import settle
     from sinks.catalog import build_catalog, connect
     from sinks.chain.local import deploy_local, settle_one_leaf, start_local_chain, stop_local_chain
+    from settlement.synthetic import synthetic_events
+    from sinks.event_files import write_events
 
     out = Path(args.output)
     _fresh(out)

@@ -4,8 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from settlement.errors import UsageError
-from settlement.synthetic import SHAPES, synthetic_events
-from sinks.event_files import FORMATS, write_events
+
+# Kept here so that `meterroot --help` imports no numpy/Arrow: sinks.event_files.FORMATS and
+# settlement.synthetic.SHAPES (tests hold them equal).
+FORMATS = ("jsonl", "csv", "parquet")
+SHAPES = ("default", "wide")
 
 
 def register(subparsers) -> None:
@@ -25,6 +28,8 @@ def register(subparsers) -> None:
 
 
 def run_generate(args) -> int:
+    from settlement.synthetic import synthetic_events
+    from sinks.event_files import write_events
     if args.events < 1:
         raise UsageError(f"--events must be at least 1, got {args.events}")
     path = Path(args.output)
