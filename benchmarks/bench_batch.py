@@ -12,7 +12,7 @@ runs alternate for --rounds rounds; the figures are each side's median (range in
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import shutil
 import statistics
 import subprocess
@@ -80,9 +80,14 @@ def meterroot_run(path: Path, out: Path, extra: list[str]) -> tuple[float, int, 
     cmd = [sys.executable, "-m", "pipelines.cli", "batch", "--input", str(path), "--tariff", str(TARIFF),
            "--output", str(out), "--chain-id", "31337", "--registry", REGISTRY, "--no-validate", *extra]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
+    # the run's own peak (RUSAGE_CHILDREN would report the largest child so far: the generator)
+    _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    peak_kb = usage.ru_maxrss
     import json
     manifest = json.loads((out / "batches" / "1" / "manifest.json").read_text())
     return elapsed, peak_kb, manifest
