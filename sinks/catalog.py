@@ -16,10 +16,10 @@ Views
                     read from the leaves.parquet written beside each tree.json (the dump of a
                     100k-leaf tree is one JSON object of tens of MB, slow to parse on every query),
                     or from the dumps themselves in an output written before leaves.parquet existed
+  validations       OUT/quality/<B>/validation.json: batch, success, validated_at
 
 Every view shows only batches up to the ledger HEAD (read through sinks.ledger_store.LedgerStore):
 the files of a later batch belong to a run that has not committed.
-  validations       OUT/quality/<B>/validation.json: batch, success, validated_at
 """
 from __future__ import annotations
 
