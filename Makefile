@@ -28,8 +28,12 @@ test: install
 	@$(MAKE) --no-print-directory prism >/dev/null || echo "make prism failed: the Prism streaming tests will skip" >&2
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# SHAPE=wide: the high-cardinality shape (nearly one line per event), on JSONL and on Parquet.
 bench: install node_modules/.installed
-	$(PY) benchmarks/bench_batch.py --events $${EVENTS:-2000000}
+	if [ "$${SHAPE:-default}" = wide ]; then \
+	  $(PY) benchmarks/bench_batch.py --shape wide --format jsonl --events $${EVENTS:-2000000} && \
+	  $(PY) benchmarks/bench_batch.py --shape wide --format parquet --events $${EVENTS:-2000000}; \
+	else $(PY) benchmarks/bench_batch.py --events $${EVENTS:-2000000}; fi
 	$(PY) benchmarks/bench_tree.py --leaves $${LEAVES:-1000000}
 
 clean:

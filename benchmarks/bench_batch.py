@@ -1,9 +1,10 @@
 """meterroot batch vs DuckDB SQL computing the same settlement lines, on the same file.
 
-    .venv/bin/python benchmarks/bench_batch.py --events 2000000
+    .venv/bin/python benchmarks/bench_batch.py --events 2000000 [--shape wide] [--format parquet]
 
-Prints meterroot's wall time and events/s, DuckDB's wall time, their ratio (target <= 5 at 2M
-events), peak memory of the meterroot run, and checks both give the same lines and total wei.
+Prints meterroot's wall time and events/s, DuckDB's wall time, their ratio, peak memory of the
+meterroot run, and checks both give the same lines and total wei (exit 1 when they differ).
+`--shape wide` is the high-cardinality shape (nearly every event its own line, ~100k leaves).
 
 Fair to both sides: the file is read once before every timed run (this machine's kernel
 reclaims idle page cache, so whichever ran second would otherwise find it warm), and the two
@@ -11,7 +12,7 @@ runs alternate for --rounds rounds; the figures are each side's median (range in
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,13 +31,19 @@ from settlement.tariff import load_tariff  # noqa: E402
 
 TARIFF = REPO / "pipelines" / "defaults" / "tariff.yaml"
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+JSON_COLUMNS = ("{event_id: 'VARCHAR', provider: 'VARCHAR', node_id: 'VARCHAR', consumer: 'VARCHAR', "
+                "contract: 'VARCHAR', unit: 'VARCHAR', quantity: 'HUGEINT', timestamp: 'BIGINT', "
+                "token_id: 'VARCHAR'}")
+TARGETS = {("default", True): 3.5, ("default", False): 2.0, ("wide", True): 3.0, ("wide", False): 3.0}
+"""Ratio targets by (shape, events <= 2M) (issue #14)."""
 
 
-def events_file(n: int, seed: int, cache: Path) -> Path:
-    path = cache / f"events-{n}-{seed}.jsonl"
+def events_file(n: int, seed: int, cache: Path, shape: str = "default", fmt: str = "jsonl") -> Path:
+    tag = "" if shape == "default" else f"{shape}-"
+    path = cache / f"events-{tag}{n}-{seed}.{fmt}"
     if not path.exists():
         subprocess.run([sys.executable, "-m", "pipelines.cli", "generate", "--events", str(n),
-                        "--output", str(path), "--seed", str(seed)], check=True, cwd=REPO)
+                        "--output", str(path), "--seed", str(seed), "--shape", shape], check=True, cwd=REPO)
     return path
 
 
@@ -58,8 +65,10 @@ def duckdb_lines(path: Path, threads: int) -> tuple[float, int, int]:
     tiers = pa.table({"unit": [r[0] for r in rows], "per": [r[1] for r in rows],
                       "lo": [r[2] for r in rows], "hi": [r[3] for r in rows],
                       "price_wei": pa.array([r[4] for r in rows]).cast(pa.decimal128(38, 0))})
+    reader = (f"read_parquet('{path}')" if path.suffix == ".parquet" else
+              f"read_json('{path}', format = 'newline_delimited', columns = {JSON_COLUMNS})")
     sql = (REPO / "benchmarks" / "duckdb_lines.sql").read_text().format(
-        input=path, epoch_ms=tariff.epoch_seconds * 1000, fee_bps=tariff.protocol_fee_bps)
+        reader=reader, epoch_ms=tariff.epoch_seconds * 1000, fee_bps=tariff.protocol_fee_bps)
     con = duckdb.connect(config={"threads": threads})
     con.register("tiers", tiers)
     start = time.perf_counter()
@@ -71,9 +80,14 @@ def meterroot_run(path: Path, out: Path, extra: list[str]) -> tuple[float, int, 
     cmd = [sys.executable, "-m", "pipelines.cli", "batch", "--input", str(path), "--tariff", str(TARIFF),
            "--output", str(out), "--chain-id", "31337", "--registry", REGISTRY, "--no-validate", *extra]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
+    # the run's own peak (RUSAGE_CHILDREN would report the largest child so far: the generator)
+    _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    peak_kb = usage.ru_maxrss
     import json
     manifest = json.loads((out / "batches" / "1" / "manifest.json").read_text())
     return elapsed, peak_kb, manifest
@@ -85,9 +99,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side")
+    parser.add_argument("--shape", choices=("default", "wide"), default="default")
+    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     args, extra = parser.parse_known_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    path = events_file(args.events, args.seed, args.cache)
+    path = events_file(args.events, args.seed, args.cache, args.shape, args.format)
     size_mb = path.stat().st_size / 1e6
     m_times, d_times = [], []
     for _ in range(args.rounds):
@@ -106,13 +122,15 @@ def main() -> None:
     def spread(times):
         return f"[{min(times):.1f}-{max(times):.1f}]" if len(times) > 1 else ""
 
-    print(f"input: {args.events:,} events, {size_mb:,.0f} MB JSONL ({path}); median of {args.rounds} "
-          "alternating runs")
+    print(f"input: {args.events:,} events, {args.shape} shape, {size_mb:,.0f} MB {args.format} ({path}); "
+          f"median of {args.rounds} alternating runs")
     print(f"meterroot batch: {m_time:6.1f} s {spread(m_times)}  {args.events / m_time:10,.0f} events/s  "
-          f"peak RSS {peak_kb / 1024:,.0f} MiB  lines {manifest['lines']:,}  total {manifest['total']} wei")
+          f"peak RSS {peak_kb / 1024:,.0f} MiB  lines {manifest['lines']:,}  leaves {manifest['leaf_count']:,}  "
+          f"total {manifest['total']} wei")
     print(f"duckdb SQL:      {d_time:6.1f} s {spread(d_times)}  {args.events / d_time:10,.0f} events/s  "
           f"lines {d_lines:,}  total {d_total} wei")
-    print(f"ratio meterroot/duckdb: {m_time / d_time:.2f} (target <= 5)")
+    target = TARGETS[(args.shape, args.events <= 2_000_000)]
+    print(f"ratio meterroot/duckdb: {m_time / d_time:.2f} (target <= {target})")
     if int(manifest["total"]) != d_total or manifest["lines"] != d_lines:
         print("MISMATCH: meterroot and DuckDB disagree on the settlement lines", file=sys.stderr)
         sys.exit(1)

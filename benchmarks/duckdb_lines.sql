@@ -1,11 +1,9 @@
 -- Settlement lines of one batch (SPEC §4) in DuckDB SQL alone: the benchmark's yardstick.
--- Parameters are spliced in by bench_batch.py: {input}, {epoch_ms}, {fee_bps}, and a `tiers`
+-- Parameters are spliced in by bench_batch.py: {reader} (read_json or read_parquet of the input
+-- file), {epoch_ms}, {fee_bps}, and a `tiers`
 -- table (unit, per, lo, hi, price_wei) registered from the tariff (contract "*" rules only).
 WITH raw AS (
-  SELECT * FROM read_json('{input}', format = 'newline_delimited',
-    columns = {{event_id: 'VARCHAR', provider: 'VARCHAR', node_id: 'VARCHAR', consumer: 'VARCHAR',
-               contract: 'VARCHAR', unit: 'VARCHAR', quantity: 'HUGEINT', timestamp: 'BIGINT',
-               token_id: 'VARCHAR'}})
+  SELECT * FROM {reader}
 ),
 events AS (  -- one copy per (provider, event_id)
   SELECT DISTINCT ON (lower(provider), event_id) lower(provider) AS provider, event_id,

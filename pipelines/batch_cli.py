@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
-from pipelines.batch import settle
 from sinks.lock import OutputLock
-from sinks.run_commit import catalog_current, failpoint
 
 
 def register(subparsers) -> None:
@@ -41,6 +40,10 @@ def _wait_seconds(text: str) -> float:
 
 
 def run_batch(args) -> int:
+    from pipelines.batch import settle  # Beam: imported by the commands that run a pipeline only
+    from sinks.run_commit import failpoint
+
+    gc.freeze()  # Beam's objects live as long as the process (see pipelines.cli.main)
     # OUT's lock is taken by `settle` once the configuration is checked and held through the
     # steps after the commit point (validation, catalog), so no other run sees them half done.
     lock = OutputLock(Path(args.output), "batch", args.wait_lock)
@@ -63,6 +66,7 @@ def after_commit(output: str, batch: int | None, validate: bool) -> int:
     it is missing or older than the ledger head."""
     from expectations.records import read_record
     from sinks import layout
+    from sinks.run_commit import catalog_current
 
     out = Path(output)
     head = layout.head_batch(out)

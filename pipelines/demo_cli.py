@@ -10,8 +10,6 @@ import shutil
 from pathlib import Path
 
 from settlement.errors import UsageError
-from settlement.synthetic import consumer_key, population, synthetic_events
-from sinks.event_files import write_events
 
 DEFAULT_TARIFF = Path(__file__).parent / "defaults" / "tariff.yaml"
 MARKER = ".meterroot-demo"
@@ -53,8 +51,10 @@ def run_demo(args) -> int:
     from expectations.runner import validate_output
     from pipelines.batch import settle
     from sinks.catalog import build_catalog, connect
+    from settlement.synthetic import synthetic_events
     from settlement.tariff import load_tariff
     from sinks.chain.local import deploy_local, settle_with_permits, start_local_chain, stop_local_chain
+    from sinks.event_files import write_events
 
     if args.signers < 1:
         raise UsageError(f"--signers must be at least 1, got {args.signers}")
@@ -131,6 +131,8 @@ def run_demo(args) -> int:
 
 def _consumer_keys(addresses: list[str]) -> dict:
     """The keys of generated consumers (settlement.synthetic.consumer_key), by address."""
+    from settlement.synthetic import consumer_key, population
+
     consumers = population()[0]
     index = {address: i for i, address in enumerate(consumers)}
     return {address: consumer_key(index[address]) for address in addresses}

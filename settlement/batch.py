@@ -7,8 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from settlement.merkle import StandardMerkleTree
-from settlement.payables import (Payable, batch_amounts, batch_tree, cumulative_after,
-                                 cumulative_by_pair, payables)
+from settlement.payables import Payable, batch_tree, leaves_and_cumulative
 from settlement.pricing import settled_quantities_after
 
 ZERO_ROOT = "0x" + "00" * 32
@@ -48,13 +47,12 @@ class SettledBatch:
 
 def settle_batch(lines: pa.Table, batch: int, chain_id: int, registry: str, treasury: str,
                  prior_quantities: pa.Table | None, prior_cumulative: pa.Table | None) -> SettledBatch:
-    prior = cumulative_by_pair(prior_cumulative)
-    leaves = payables(batch_amounts(lines, treasury), prior)
+    leaves, cumulative = leaves_and_cumulative(lines, treasury, prior_cumulative)
     return SettledBatch(
         batch=batch,
         lines=lines,
         payables=leaves,
         tree=batch_tree(chain_id, registry, batch, leaves),
         quantities_after=settled_quantities_after(prior_quantities, lines),
-        cumulative_after=cumulative_after(prior, leaves),
+        cumulative_after=cumulative,
     )

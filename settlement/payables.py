@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+import duckdb
 import pyarrow as pa
 
 from settlement.events import AMOUNT_TYPE
-from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hashes
-from settlement.pricing import sum_by
+from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hash_block
+from settlement import duck
+from settlement.pricing import exact_ints, sum_by
 
 _PROVIDER_SUMS = pa.schema([("consumer", pa.string()), ("provider", pa.string()), ("provider_wei", AMOUNT_TYPE)])
 _FEE_SUMS = pa.schema([("consumer", pa.string()), ("protocol_fee_wei", AMOUNT_TYPE)])
@@ -70,8 +72,62 @@ def batch_tree(chain_id: int, registry: str, batch: int, leaves: list[Payable]) 
     """The batch's StandardMerkleTree over its payables, or None when nothing is owed."""
     if not leaves:
         return None
-    rows = [(leaf.consumer, leaf.payee, leaf.cumulative_wei) for leaf in leaves]
-    hashes = settlement_leaf_hashes(chain_id, registry, batch, rows)
+    consumers = [leaf.consumer for leaf in leaves]
+    payees = [leaf.payee for leaf in leaves]
+    amounts = [leaf.cumulative_wei for leaf in leaves]
+    hashes = settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts)
     chain, reg, b = str(chain_id), registry, str(batch)
-    values = [[chain, reg, b, c, p, str(w)] for c, p, w in rows]
+    values = [[chain, reg, b, c, p, str(w)] for c, p, w in zip(consumers, payees, amounts)]
     return StandardMerkleTree.of(values, SETTLEMENT_LEAF_ENCODING, leaf_hashes=hashes)
+
+
+# The same leaves and snapshot as batch_amounts + payables + cumulative_after, in one DuckDB
+# pass over the lines: DECIMAL(38,0) sums are exact and raise rather than overflow (then the
+# Python functions above decide and word the error).
+_LEAVES_SQL = """
+WITH owed AS (
+  SELECT consumer, provider AS payee, provider_wei AS wei FROM lines
+  UNION ALL
+  SELECT consumer, $treasury AS payee, protocol_fee_wei AS wei FROM lines
+), amounts AS (
+  SELECT consumer, payee, sum(wei)::DECIMAL(38, 0) AS amount_wei FROM owed GROUP BY ALL
+)
+SELECT a.consumer, a.payee, a.amount_wei,
+       (coalesce(p.cumulative_wei, 0)::HUGEINT + a.amount_wei::HUGEINT)::DECIMAL(38, 0) AS cumulative_wei
+FROM amounts a LEFT JOIN prior p ON p.consumer = a.consumer AND p.payee = a.payee
+WHERE a.amount_wei > 0
+ORDER BY lower(a.consumer), lower(a.payee), a.consumer, a.payee
+"""
+
+_CUMULATIVE_SQL = """
+SELECT consumer, payee, cumulative_wei FROM leaves
+UNION ALL
+SELECT p.consumer, p.payee, p.cumulative_wei FROM prior p
+  ANTI JOIN leaves l ON l.consumer = p.consumer AND l.payee = p.payee
+ORDER BY lower(consumer), lower(payee), consumer, payee
+"""
+
+
+def leaves_and_cumulative(lines: pa.Table, treasury: str,
+                          prior: pa.Table | None) -> tuple[list[Payable], pa.Table]:
+    """(payables in leaf order, cumulative snapshot after the batch) of a batch's lines and the
+    prior cumulative snapshot (CUMULATIVE_SCHEMA or None)."""
+    prior = (prior if prior is not None and prior.num_rows else CUMULATIVE_SCHEMA.empty_table())
+    prior = prior.select(CUMULATIVE_SCHEMA.names).cast(CUMULATIVE_SCHEMA)
+    try:
+        leaves = duck.query(_LEAVES_SQL, {"lines": lines.select(["consumer", "provider", "provider_wei",
+                                                                 "protocol_fee_wei"]), "prior": prior},
+                            {"treasury": treasury})
+        leaves = leaves.cast(pa.schema([("consumer", pa.string()), ("payee", pa.string()),
+                                        ("amount_wei", AMOUNT_TYPE), ("cumulative_wei", AMOUNT_TYPE)]))
+        after = duck.query(_CUMULATIVE_SQL, {"leaves": leaves.select(CUMULATIVE_SCHEMA.names),
+                                             "prior": prior}).cast(CUMULATIVE_SCHEMA)
+    except (duckdb.OutOfRangeException, duckdb.ConversionException):
+        by_pair = cumulative_by_pair(prior)
+        found = payables(batch_amounts(lines, treasury), by_pair)
+        return found, cumulative_after(by_pair, found)
+    cols = [leaves.column(name) for name in ("consumer", "payee")]
+    found = [Payable(c, p, a, w) for c, p, a, w in zip(
+        cols[0].to_pylist(), cols[1].to_pylist(), exact_ints(leaves.column("amount_wei")),
+        exact_ints(leaves.column("cumulative_wei")))]
+    return found, after

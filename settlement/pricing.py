@@ -100,9 +100,8 @@ def _group_starts(table: pa.Table, columns) -> list[int]:
 # lowercase address), and the protocol fee of every share.
 _PRICE_SQL = """
 WITH keyed AS (
-  SELECT *, row_number() OVER (ORDER BY epoch, consumer, contract, unit) AS key_id  -- in line order
-  FROM (SELECT epoch, consumer, contract, unit, sum(quantity)::HUGEINT AS q, count(*) AS n
-        FROM usage GROUP BY ALL)
+  SELECT epoch, consumer, contract, unit, sum(quantity)::HUGEINT AS q, count(*) AS n
+  FROM usage GROUP BY ALL
 ), ruled AS (
   SELECT k.*, coalesce(prior.quantity, 0)::HUGEINT AS p, coalesce(exact.rule, star.rule) AS rule
   FROM keyed k
@@ -112,14 +111,14 @@ WITH keyed AS (
                  AND prior.contract = k.contract AND prior.unit = k.unit
 ), charged AS (
   SELECT r.epoch, r.consumer, r.contract, r.unit,
-         any_value(r.key_id) AS key_id, any_value(r.q) AS q, any_value(r.n) AS n,
+         any_value(r.q) AS q, any_value(r.n) AS n,
          sum(greatest(0, least(r.p + r.q, coalesce(t.hi, r.p + r.q)) - t.lo) * t.price) // any_value(t.per)
          - sum(greatest(0, least(r.p, coalesce(t.hi, r.p)) - t.lo) * t.price) // any_value(t.per) AS charge
   FROM ruled r JOIN (SELECT rule, per::HUGEINT AS per, lo::HUGEINT AS lo, hi::HUGEINT AS hi,
                             price::HUGEINT AS price FROM tiers) t ON t.rule = r.rule
   GROUP BY r.epoch, r.consumer, r.contract, r.unit
 ), shares AS (
-  SELECT c.key_id, c.n, u.epoch, u.consumer, u.contract, u.unit, u.provider, u.quantity, c.charge,
+  SELECT c.n, u.epoch, u.consumer, u.contract, u.unit, u.provider, u.quantity, c.charge,
          (c.charge * u.quantity::HUGEINT) // c.q AS floor_share,
          (c.charge * u.quantity::HUGEINT) % c.q AS remainder
   FROM usage u JOIN charged c USING (epoch, consumer, contract, unit)
@@ -130,14 +129,14 @@ WITH keyed AS (
          floor_share + CASE WHEN row_number() OVER w <= charge - sum(floor_share) OVER k THEN 1 ELSE 0 END
            AS share
   FROM shares WHERE n > 1
-  WINDOW k AS (PARTITION BY key_id),
-         w AS (PARTITION BY key_id ORDER BY remainder DESC, lower(provider))
+  WINDOW k AS (PARTITION BY epoch, consumer, contract, unit),
+         w AS (PARTITION BY epoch, consumer, contract, unit ORDER BY remainder DESC, lower(provider))
 ), ranked AS (SELECT * FROM single UNION ALL SELECT * FROM multi)
 SELECT $batch::BIGINT AS batch, epoch, consumer, contract, provider, unit, quantity,
        share::DECIMAL(38, 0) AS amount_wei,
        (share * $fee_bps::HUGEINT // 10000)::DECIMAL(38, 0) AS protocol_fee_wei,
        (share - share * $fee_bps::HUGEINT // 10000)::DECIMAL(38, 0) AS provider_wei
-FROM ranked ORDER BY key_id, provider
+FROM ranked ORDER BY epoch, consumer, contract, unit, provider
 """
 
 
@@ -233,5 +232,6 @@ def settled_quantities_after(previous: pa.Table, usage: pa.Table) -> pa.Table:
              for p in (previous, usage) if p is not None and p.num_rows]
     if not parts:
         return SETTLED_QUANTITY_SCHEMA.empty_table()
-    merged = sum_by(pa.concat_tables(parts), PRICE_KEY, SETTLED_QUANTITY_SCHEMA)
-    return merged.sort_by([(c, "ascending") for c in PRICE_KEY])
+    keys = ", ".join(PRICE_KEY)
+    return duck.query(f"SELECT {keys}, sum(quantity)::DECIMAL(38, 0) AS quantity FROM t GROUP BY {keys} "
+                      f"ORDER BY {keys}", {"t": pa.concat_tables(parts)}).cast(SETTLED_QUANTITY_SCHEMA)

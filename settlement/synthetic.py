@@ -1,7 +1,12 @@
 """Realistic synthetic usage (SPEC §1 schema) for demos and benchmarks.
 
-Many consumers with Zipf-skewed volume, a few providers of unequal size, a handful of contracts
-and units, log-normal quantities, event times spread over a day. Deterministic for a seed.
+Two shapes, deterministic for a seed:
+- `default` (low cardinality): many consumers with Zipf-skewed volume, a few providers of unequal
+  size, a handful of contracts and units, log-normal quantities, event times spread over a day;
+  many events settle into each line.
+- `wide` (high cardinality): tens of thousands of consumers of even volume, each served by two of
+  many providers, over dozens of contracts: nearly every event is its own settlement line, and a
+  batch has about 2.5 leaves per consumer (its two providers and the treasury).
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import functools
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from settlement.keccak import keccak256
 from settlement.addresses import normalize_address
@@ -44,20 +50,42 @@ def population(n_consumers: int = 2000, n_providers: int = 5, n_contracts: int =
     return consumers, providers, contracts
 
 
-def synthetic_events(n: int, seed: int = 7, hours: int = 24) -> pa.Table:
-    """`n` valid events as an Arrow table with the SPEC §1 columns (timestamp as int ms)."""
-    rng = np.random.default_rng(seed)
+SHAPES = ("default", "wide")
+WIDE_POPULATION = {"n_consumers": 40_000, "n_providers": 64, "n_contracts": 48}
+
+
+def _default_shape(rng, n: int):
     consumers, providers, contracts = population()
     consumer_ix = np.minimum(rng.zipf(1.3, n) - 1, len(consumers) - 1)
     provider_weights = np.array([0.4, 0.25, 0.15, 0.12, 0.08])
     provider_ix = rng.choice(len(providers), n, p=provider_weights)
     contract_ix = (consumer_ix * 7 + rng.integers(0, 2, n)) % len(contracts)
+    return consumers, providers, contracts, consumer_ix, provider_ix, contract_ix
+
+
+def _wide_shape(rng, n: int):
+    consumers, providers, contracts = population(**WIDE_POPULATION)
+    consumer_ix = rng.integers(0, len(consumers), n)
+    # each consumer is served by two providers (its own pair), over any of the contracts
+    provider_ix = (consumer_ix * 5 + rng.integers(0, 2, n)) % len(providers)
+    contract_ix = rng.integers(0, len(contracts), n)
+    return consumers, providers, contracts, consumer_ix, provider_ix, contract_ix
+
+
+def synthetic_events(n: int, seed: int = 7, hours: int = 24, shape: str = "default") -> pa.Table:
+    """`n` valid events as an Arrow table with the SPEC §1 columns (timestamp as int ms), of
+    one of SHAPES (module docstring)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+    rng = np.random.default_rng(seed)
+    consumers, providers, contracts, consumer_ix, provider_ix, contract_ix = (
+        _wide_shape if shape == "wide" else _default_shape)(rng, n)
     unit_ix = rng.choice(len(UNITS), n, p=UNIT_WEIGHTS)
     quantity = np.maximum(1, rng.lognormal(3.0, 1.5, n)).astype(np.int64)
     timestamp = BASE_TIME_MS + rng.integers(0, hours * 3_600_000, n)
     seq = np.arange(n)
     token = np.where(rng.random(n) < 0.3, consumer_ix + 1, -1)
-    event_id = pa.compute.binary_join_element_wise(
+    event_id = pc.binary_join_element_wise(
         pa.array(np.char.add("evt-", provider_ix.astype(str))),
         pa.array(seq.astype(str)), ":")
     return pa.table({

@@ -12,9 +12,9 @@ import apache_beam as beam
 import pyarrow as pa
 
 from settlement.batch import SettledBatch
-from settlement.events import QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
+from settlement.events import AMOUNT_TYPE, QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
+from settlement.pricing import decimal_column
 from sinks import atomic, layout
-from sinks.layout import batch_dir
 from transforms.threaded import ThreadedBlocks
 
 STAGING = layout.STAGING
@@ -42,12 +42,36 @@ def concat_quarantine(tables) -> pa.Table:
     return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
 
 
+LEAVES_SCHEMA = pa.schema([("batch", pa.int64()), ("consumer", pa.string()), ("payee", pa.string()),
+                          ("cumulative_wei", AMOUNT_TYPE), ("amount_wei", AMOUNT_TYPE),
+                          ("chain_id", pa.int64()), ("registry", pa.string()), ("tree_index", pa.int64())])
+"""layout.leaves_path: the leaves of tree.json as columns (what the catalog's
+`payables` view reads; the tree dump stays the record)."""
+
+
+def leaves_table(settled: SettledBatch) -> pa.Table:
+    tree, n = settled.tree, len(settled.payables)
+    chain_id, registry = (int(tree.values[0][0]), tree.values[0][1]) if n else (0, "")
+    return pa.table({
+        "batch": pa.repeat(pa.scalar(settled.batch, pa.int64()), n),
+        "consumer": pa.array([p.consumer for p in settled.payables], pa.string()),
+        "payee": pa.array([p.payee for p in settled.payables], pa.string()),
+        "cumulative_wei": decimal_column([p.cumulative_wei for p in settled.payables]),
+        "amount_wei": decimal_column([p.amount_wei for p in settled.payables]),
+        "chain_id": pa.repeat(pa.scalar(chain_id, pa.int64()), n),
+        "registry": pa.repeat(pa.scalar(registry, pa.string()), n),
+        "tree_index": pa.array(tree.tree_indices[:n], pa.int64()),
+    }, schema=LEAVES_SCHEMA)
+
+
 def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = None) -> dict:
     """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
     b = settled.batch
     atomic.write_parquet(layout.lines_path(out, b), settled.lines)
     if settled.tree is not None:
-        atomic.write_compact_json(layout.tree_path(out, b), settled.tree.dump())
+        atomic.write_bytes(layout.tree_path(out, b), settled.tree.dump_json() + b"\n")
+        atomic.write_parquet(layout.leaves_path(out, b), leaves_table(settled),
+                             dictionary=["batch", "payee", "chain_id", "registry"])
     atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after)
     atomic.write_parquet(layout.cumulative_path(out, b), settled.cumulative_after)
     summary = {"batch": b, "root": settled.root, "leaf_count": len(settled.payables),

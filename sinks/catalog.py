@@ -12,8 +12,14 @@ Views
   batches           one row per OUT/batches/<B>/manifest.json, counts flattened
   ledger            cumulative owed per (consumer, payee) at the ledger HEAD
   payables          every leaf of every tree.json: batch, consumer, payee, cumulative_wei and the
-                    batch's own amount_wei for the pair (its cumulative minus the pair's previous)
+                    batch's own amount_wei for the pair (its cumulative minus the pair's previous);
+                    read from the leaves.parquet written beside each tree.json (the dump of a
+                    100k-leaf tree is one JSON object of tens of MB, slow to parse on every query),
+                    or from the dumps themselves in an output written before leaves.parquet existed
   validations       OUT/quality/<B>/validation.json: batch, success, validated_at
+
+Every view shows only batches up to the ledger HEAD (read through sinks.ledger_store.LedgerStore):
+the files of a later batch belong to a run that has not committed.
 """
 from __future__ import annotations
 
@@ -22,8 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.outputs import ledger_head
-from settlement.errors import InvalidInput
+from settlement.errors import InvalidInput, LedgerMismatch
+from sinks.ledger_store import LedgerStore
 
 CATALOG_FILE = "catalog.duckdb"
 
@@ -95,6 +101,10 @@ SELECT batch, consumer, payee, cumulative_wei,
 FROM leaves
 """
 
+LEAF_PARQUET_SQL = """
+SELECT batch, consumer, payee, cumulative_wei, amount_wei, chain_id, registry, tree_index FROM {source}
+"""
+
 VALIDATIONS_SQL = """
 SELECT batch, success, validated_at, data_docs, filename AS validation_path FROM {source}
 """
@@ -145,10 +155,27 @@ def _quarantine_select(out_dir: Path) -> str:
     return select
 
 
+def _head_batch(out_dir: Path) -> int | None:
+    try:
+        head = LedgerStore(out_dir).head()
+    except LedgerMismatch as exc:
+        raise InvalidInput(f"{exc}; the catalog shows committed batches only") from None
+    return head.batch if head is not None else None
+
+
+def _payables_select(out_dir: Path) -> str:
+    """Leaves from leaves.parquet where every tree has one, else from the tree dumps."""
+    trees = sorted(out_dir.glob("batches/*/tree.json"))
+    if trees and all((tree.parent / "leaves.parquet").exists() for tree in trees):
+        return LEAF_PARQUET_SQL.format(source=_parquet_source(
+            out_dir, "batches/*/leaves.parquet", ()))
+    return PAYABLES_SQL.format(source=_json_source(out_dir, "batches/*/tree.json", TREE_JSON_COLUMNS))
+
+
 def view_definitions(out_dir: Path) -> dict[str, str]:
     """name -> SELECT of every catalog view over `out_dir` (absolute paths)."""
     out_dir = Path(out_dir).resolve()
-    head = ledger_head(out_dir)
+    head = _head_batch(out_dir)
     ledger_pattern = f"ledger/cumulative/batch={head}.parquet"
     views = {
         "events": "SELECT * FROM " + _parquet_source(
@@ -158,8 +185,7 @@ def view_definitions(out_dir: Path) -> dict[str, str]:
             out_dir, "settlement_lines/batch=*/*.parquet", LINE_COLUMNS, partitioned=True),
         "batches": BATCHES_SQL.format(
             source=_json_source(out_dir, "batches/*/manifest.json", MANIFEST_JSON_COLUMNS)),
-        "payables": PAYABLES_SQL.format(
-            source=_json_source(out_dir, "batches/*/tree.json", TREE_JSON_COLUMNS)),
+        "payables": _payables_select(out_dir),
     }
     # HEAD is the commit point: files of a later batch belong to a run that did not finish
     # (with no HEAD yet, nothing is committed)

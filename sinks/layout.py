@@ -121,6 +121,11 @@ def tree_path(out: Path, batch: int) -> Path:
     return batch_dir(out, "batches", batch) / "tree.json"
 
 
+def leaves_path(out: Path, batch: int) -> Path:
+    """The leaves of tree.json as columns (what the catalog's payables view reads)."""
+    return batch_dir(out, "batches", batch) / "leaves.parquet"
+
+
 def quality_dir(out: Path, batch: int) -> Path:
     return Path(out) / "quality" / str(batch)
 

@@ -182,7 +182,8 @@ class LedgerStore:
         tree, manifest and ledger snapshots (those the run wrote)."""
         paths = sorted(layout.events_dir(self.out, batch).glob("part-*.parquet"))
         for path in (layout.lines_path(self.out, batch), layout.quarantine_path(self.out, batch),
-                     layout.tree_path(self.out, batch), layout.manifest_path(self.out, batch),
+                     layout.tree_path(self.out, batch), layout.leaves_path(self.out, batch),
+                     layout.manifest_path(self.out, batch),
                      layout.quantities_path(self.out, batch), layout.cumulative_path(self.out, batch)):
             if path.exists():
                 paths.append(path)

@@ -207,6 +207,7 @@ def write_output(out: Path, inputs: list[BatchInput] | None = None, tariff_data:
                       pa.schema([("epoch", pa.int64()), ("consumer", pa.string()), ("contract", pa.string()),
                                  ("unit", pa.string()), ("quantity", WEI)]))
         write_json(out / "ledger" / "HEAD.json", {"batch": batch, "epoch_seconds": tariff.epoch_seconds,
+                                                   "chain_id": CHAIN_ID, "registry": REGISTRY,
                                                    "tariff_hash": tariff.hash})
         write_json(out / "run.json", {**counts, "batch": batch, "inputs": [f"input-{batch}.jsonl"]})
     return out

@@ -1,5 +1,7 @@
 """Address normalisation (EIP-55) and the accepted timestamp forms."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from settlement.addresses import AddressError, normalize_address
 from settlement.timestamps import TimestampError, epoch_of, parse_timestamp_ms
@@ -50,3 +52,15 @@ def test_epoch_is_floor_of_seconds_over_epoch_length():
     assert epoch_of(3_599_999, 3600) == 0
     assert epoch_of(3_600_000, 3600) == 1
     assert epoch_of(1_795_514_400_123, 3600) == 1_795_514_400 // 3600
+
+
+@given(st.binary(min_size=20, max_size=20), st.sampled_from(["lower", "upper", "checksum"]))
+@settings(max_examples=300, deadline=None)
+def test_our_checksum_equals_eth_utils(raw, case):
+    from eth_utils import to_checksum_address as reference
+
+    from settlement.addresses import to_checksum_address
+    text = "0x" + raw.hex()
+    text = {"lower": text, "upper": "0x" + raw.hex().upper(), "checksum": reference(text)}[case]
+    assert to_checksum_address(text) == reference(text)
+    assert normalize_address(text) == reference(text)

@@ -1,4 +1,6 @@
 """Our StandardMerkleTree equals OpenZeppelin's JS implementation byte for byte."""
+import json
+
 import pytest
 
 from settlement.merkle import (SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, hash_leaf,
@@ -21,6 +23,7 @@ def test_root_proofs_and_dump_equal_openzeppelin(n):
     assert "0x" + ours.root.hex() == theirs["root"]
     assert [["0x" + p.hex() for p in ours.get_proof(i)] for i in range(n)] == theirs["proofs"]
     assert ours.dump() == theirs["dump"]
+    assert json.loads(ours.dump_json()) == theirs["dump"]
 
 
 def test_our_dump_loads_validates_and_verifies_in_openzeppelin():
