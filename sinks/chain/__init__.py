@@ -5,8 +5,9 @@ Modules, from the node up:
     keys         which key signs (never printed)
     rpc          connect with retries; send, wait for receipts and confirmations; ChainError
     artifacts    the compiled contracts and the decoding of their custom errors
-    deployment   deploy a registry (and a test token); the deployment file
-    registry     one deployed SettlementRegistry: views and transactions
+    deployment   deploy a registry (its CounterNFT, and a test token); RegistryConfig; the deployment file
+    spend_permits  EIP-712 SpendPermits: sign, digest, recover, JSON (eth_account only)
+    registry     one deployed SettlementRegistry v2 and its CounterNFT: every view and transaction
     batch_files  OUT/batches/<B>: manifests, trees, proofs
     settle       commit OUT's batches idempotently, claim, status
     permit_check what only the chain can say about a permit (ERC-1271 wallets, authorised signers)

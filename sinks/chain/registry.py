@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.logs import DISCARD  # the token's Transfer log sits in the same receipt
 
 from settlement.errors import ChainError, UsageError
-from sinks.chain.artifacts import COUNTER_NFT, REGISTRY, TEST_TOKEN
+from sinks.chain.artifacts import COUNTER_NFT, REGISTRY, TEST_TOKEN, decode_revert
 from sinks.chain.deployment import Deployment, checksum, contract
 from sinks.chain.keys import DEV_CHAIN_IDS
 from sinks.chain.rpc import Sender, TxResult
-from sinks.chain.spend_permits import SpendPermit
+from sinks.chain.spend_permits import SpendPermit, digest, recover_signer
 
 COMMITTER_ROLE = Web3.keccak(text="COMMITTER_ROLE")
 GOVERNANCE_ROLE = Web3.keccak(text="GOVERNANCE_ROLE")
@@ -22,6 +23,21 @@ LIMITS = ("none", "permit", "deposit", "committed totals")
 """SettlementRegistry.Limit by value: what held a claim below its leaf."""
 DISPUTE_STATES = ("none", "open", "upheld", "rejected", "expired")
 """SettlementRegistry.DisputeState by value."""
+
+
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+"""What an ERC-1271 wallet's isValidSignature returns for a signature it accepts."""
+ERC1271_ABI = [{"type": "function", "name": "isValidSignature", "stateMutability": "view",
+                "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
+                "outputs": [{"name": "", "type": "bytes4"}]}]
+
+
+def call_view(fn, label: str):
+    """Call a view; a revert becomes a ChainError naming the decoded custom error."""
+    try:
+        return fn.call()
+    except ContractLogicError as exc:
+        raise ChainError(f"{label} reverted: {decode_revert(exc.data)}") from exc
 
 
 def reason_hash(reason: str | bytes) -> bytes:
@@ -243,6 +259,37 @@ class Registry:
         return bytes(self.contract.functions.permitDigest(
             checksum(consumer, "consumer"), checksum(payee, "payee"), cumulative).call())
 
+    def permit_signer(self, permit: SpendPermit) -> str | None:
+        """Who made `permit` acceptable to this registry now, as submitPermit decides: the
+        consumer (an EOA key, or its ERC-1271 wallet accepting the signature) or a signer it
+        authorised; None when no one did (or the permit names another chain or registry)."""
+        d = self.deployment
+        if permit.chain_id != d.chain_id or permit.registry != d.registry:
+            return None
+        if self.w3.eth.get_code(permit.consumer):
+            wallet = self.w3.eth.contract(address=permit.consumer, abi=ERC1271_ABI)
+            permit_digest = digest(d.chain_id, d.registry, permit.consumer, permit.payee, permit.cumulative_amount)
+            try:
+                if bytes(wallet.functions.isValidSignature(permit_digest, permit.signature).call()) == ERC1271_MAGIC:
+                    return permit.consumer
+            except (ContractLogicError, BadFunctionCallOutput, ValueError):  # not a wallet: try the signers
+                pass
+        try:
+            signer = recover_signer(permit)
+        except UsageError:
+            return None
+        if signer == permit.consumer or self.is_authorized_signer(permit.consumer, signer):
+            return signer
+        return None
+
+    def permit_events(self, consumer: str | None = None, payee: str | None = None) -> list[dict]:
+        """The PermitSubmitted events (consumer, payee, cumulativeAmount, signer, block, tx_hash)."""
+        filters = {k: checksum(v, k) for k, v in (("consumer", consumer), ("payee", payee)) if v}
+        logs = self.contract.events.PermitSubmitted().get_logs(from_block=self.deployment.block,
+                                                               argument_filters=filters)
+        return [{**dict(e["args"]), "block": e["blockNumber"], "tx_hash": "0x" + bytes(e["transactionHash"]).hex()}
+                for e in logs]
+
     def pending_withdrawal(self, consumer: str) -> tuple[int, int]:
         """(amount, unlock time) of the consumer's withdrawal request; (0, 0) when none."""
         amount, unlock_at = self.contract.functions.withdrawals(checksum(consumer, "consumer")).call()
@@ -269,7 +316,7 @@ class Registry:
         return Counters(token_id, wei_paid, claims, last_batch)
 
     def token_uri(self, token_id: int) -> str:
-        return self._nft().functions.tokenURI(token_id).call()
+        return call_view(self._nft().functions.tokenURI(token_id), f"tokenURI({token_id})")
 
     def _nft(self):
         if self.counter_nft is None:
@@ -288,12 +335,19 @@ class Registry:
                                                     checksum(provider, "provider")).call()
 
     def dispute(self, dispute_id: int) -> DisputeInfo:
-        batch, consumer, provider, challenger, bond, state, until = \
-            self.contract.functions.disputes(dispute_id).call()
+        batch, consumer, provider, challenger, bond, state, until = call_view(
+            self.contract.functions.disputes(dispute_id), f"disputes({dispute_id})")
         return DisputeInfo(dispute_id, batch, consumer, provider, challenger, bond, DISPUTE_STATES[state], until)
 
     def dispute_count(self) -> int:
         return self.contract.functions.disputeCount().call()
+
+    def disputes_of(self, consumer: str | None = None) -> list[DisputeInfo]:
+        """Every dispute (of `consumer`'s leaves, when given), from the DisputeOpened events."""
+        filters = {"consumer": checksum(consumer, "consumer")} if consumer else {}
+        logs = self.contract.events.DisputeOpened().get_logs(from_block=self.deployment.block,
+                                                             argument_filters=filters)
+        return [self.dispute(e["args"]["id"]) for e in sorted(logs, key=lambda e: e["args"]["id"])]
 
     # ------------------------------------------------------------------------- role views
     def has_role(self, role: bytes, account: str) -> bool:
@@ -493,6 +547,17 @@ class Registry:
 
     def accept_admin_transfer(self) -> TxResult:
         return self._send(self.contract.functions.acceptDefaultAdminTransfer(), "acceptDefaultAdminTransfer()")
+
+    def cancel_admin_transfer(self) -> TxResult:
+        return self._send(self.contract.functions.cancelDefaultAdminTransfer(), "cancelDefaultAdminTransfer()")
+
+    def change_admin_delay(self, seconds: int) -> TxResult:
+        """Schedule a new admin-transfer delay (it takes effect after OpenZeppelin's wait)."""
+        return self._send(self.contract.functions.changeDefaultAdminDelay(seconds),
+                          f"changeDefaultAdminDelay({seconds})")
+
+    def admin_delay(self) -> int:
+        return self.contract.functions.defaultAdminDelay().call()
 
 
 def advance_time(w3: Web3, seconds: int) -> int:

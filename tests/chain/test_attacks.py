@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from web3.logs import DISCARD
 
 from settlement.errors import ChainError
 from sinks.chain.artifacts import FEE_TOKEN, TEST_WALLET
@@ -258,6 +259,10 @@ def test_admin_transfer_in_one_step_is_refused(registry, dev, new_account):
     successor = new_account()
     with pytest.raises(ChainError, match=r"AccessControlEnforcedDefaultAdminRules\(\)"):
         registry.grant_role(DEFAULT_ADMIN_ROLE, successor.address)
+    assert registry.admin_delay() == ADMIN_DELAY
+    registry.begin_admin_transfer(address())
+    registry.cancel_admin_transfer()  # the admin can take a transfer back before it is accepted
+    assert registry.pending_default_admin()[1] == 0
     registry.begin_admin_transfer(successor.address)
     heir = registry.as_sender(Sender(registry.w3, successor))
     with pytest.raises(ChainError, match=r"AccessControlEnforcedDefaultAdminDelay"):
@@ -310,13 +315,20 @@ def disputed(registry, consumer, provider, as_account, new_account):
     challenger_account = new_account()
     challenger = as_account(challenger_account)
     registry.mint(challenger_account.address, DISPUTE_BOND)
-    dispute_id, _ = challenger.open_dispute(1, consumer.address, provider, EVIDENCE)
+    dispute_id, opened = challenger.open_dispute(1, consumer.address, provider, EVIDENCE)
+    [event] = registry.contract.events.DisputeOpened().process_receipt(opened.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {"id": dispute_id, "batch": 1, "consumer": consumer.address, "provider": provider,
+                                   "challenger": challenger_account.address, "bond": DISPUTE_BOND,
+                                   "evidenceHash": EVIDENCE}
     return tree, dispute_id, challenger_account.address
 
 
 def test_dispute_freezes_then_slashes(registry, consumer, provider, disputed):
     tree, dispute_id, challenger = disputed
     info = registry.dispute(dispute_id)
+    assert registry.disputes_of(consumer.address) == [info] and registry.disputes_of(address()) == []
+    with pytest.raises(ChainError, match=rf"UnknownDispute\(id={dispute_id + 1}\)"):
+        registry.dispute(dispute_id + 1)
     assert (info.state, info.bond, info.challenger, registry.open_disputes(consumer.address, provider)) == (
         "open", DISPUTE_BOND, challenger, 1)
     finalize(registry, 1)
@@ -329,7 +341,10 @@ def test_dispute_freezes_then_slashes(registry, consumer, provider, disputed):
     with pytest.raises(ChainError, match=rf"SlashTooLarge\(id={dispute_id}, slash={max_slash + 1}, maxSlash={max_slash}\)"):
         registry.resolve_dispute(dispute_id, True, max_slash + 1)
     slash = max_slash - 1  # odd: the odd wei goes to the consumer
-    registry.resolve_dispute(dispute_id, True, slash)
+    resolved = registry.resolve_dispute(dispute_id, True, slash)
+    [event] = registry.contract.events.DisputeResolved().process_receipt(resolved.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {"id": dispute_id, "upheld": True, "slashed": slash,
+                                   "toChallenger": slash // 2, "toConsumer": slash - slash // 2}
     assert registry.dispute(dispute_id).state == "upheld"
     assert registry.stakes(provider).staked == MIN_PROVIDER_STAKE - slash
     assert registry.token_balance(challenger) == slash // 2 + DISPUTE_BOND

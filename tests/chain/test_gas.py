@@ -14,7 +14,7 @@ from eth_account import Account
 
 from settlement.keccak import keccak256
 from settlement.merkle import SETTLEMENT_LEAF_ENCODING, hash_leaf, process_proof, settlement_value
-from tests.chain.helpers import Leaf, address, claim, consent, finalize, stake_provider
+from tests.chain.helpers import Leaf, address, claim, consent, finalize, permit, stake_provider
 
 COMMIT_TARGET = 100_000
 CLAIM_DEPTH_20_TARGET = 150_000
@@ -62,3 +62,16 @@ def test_claim_gas_at_proof_depth_20_with_a_stored_permit(registry, record_prope
     assert first.paid == amount and repeat.paid == 0
     assert registry.counters(consumer.address).wei_paid == amount
     assert first.gas_used <= CLAIM_DEPTH_20_TARGET
+
+    # For the record (no target): a first claim that carries its permit (claimWithPermit).
+    other = address()
+    value = settlement_value(d.chain_id, d.registry, 2, consumer.address, other, amount // 2)
+    registry.commit_batch(2, process_proof(hash_leaf(SETTLEMENT_LEAF_ENCODING, value), proof), amount // 2, 2**20,
+                          dense("manifest 2"), DATA_URI)
+    stake_provider(registry, other)
+    finalize(registry, 2)
+    carried = registry.claim_with_permit(2, consumer.address, other, amount // 2, proof,
+                                         permit(registry, consumer, other, amount // 2))
+    print(f"claimWithPermit gas at depth 20 (EOA signature checked and stored): {carried.gas_used}")
+    record_property("claim_with_permit_depth_20_gas", carried.gas_used)
+    assert carried.paid == amount // 2
