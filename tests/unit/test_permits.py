@@ -37,6 +37,21 @@ def test_digest_matches_an_independent_eip712_encoding():
     assert eip712_digest(CHAIN_ID, REGISTRY, consumer, PAYEE, 10**30) == keccak256(b"\x19\x01" + separator + struct)
 
 
+def test_digest_and_signature_equal_eth_accounts_typed_data_signing(consumer):
+    """The hand-encoded digest is eth_account's EIP-712 encoding; the signature is sign_typed_data's."""
+    from eth_account.messages import encode_typed_data
+
+    from settlement.permits import typed_data
+
+    for amount in (0, 1, 10**30, 2**256 - 1):
+        data = typed_data(CHAIN_ID, REGISTRY, consumer.address, PAYEE, amount)
+        message = encode_typed_data(full_message=data)
+        assert eip712_digest(CHAIN_ID, REGISTRY.lower(), consumer.address, PAYEE.lower(), amount) == \
+            keccak256(b"\x19" + message.version + message.header + message.body)
+        assert sign_permit(consumer, CHAIN_ID, REGISTRY, consumer.address, PAYEE, amount).signature == \
+            bytes(Account.sign_typed_data(consumer.key, full_message=data).signature)
+
+
 def test_consumers_own_signature_is_recovered_and_accepted(consumer):
     permit = sign_permit(consumer.key, CHAIN_ID, REGISTRY, consumer.address, PAYEE, 1_000)
     assert permit.recover_signer() == consumer.address
