@@ -18,7 +18,8 @@ from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvalidInput, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
-from sinks.batch_outputs import WriteBatchOutputs, staging_dir
+from sinks.batch_outputs import staging_dir
+from transforms.write_batch_outputs import WriteBatchOutputs
 from sinks.ledger_store import LedgerStore
 from sinks.run_commit import RunResult, commit_run
 from transforms.decoding import format_of
