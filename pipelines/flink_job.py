@@ -46,7 +46,8 @@ from settlement.validation import validate
 from sinks import atomic
 from sinks.batch_outputs import staging_dir
 from sinks.ledger_store import LedgerStore
-from sinks.stream_ledger import (LATE_DIR, LedgerTarget, SettledKeys, StreamTally, cut_batch,
+from sinks import layout
+from sinks.stream_ledger import (LedgerTarget, SettledKeys, StreamTally, cut_batch, late_block_name,
                                  late_event_lines, write_run)
 from transforms.decoding import decode_stream, format_of
 

@@ -14,17 +14,20 @@ import pyarrow as pa
 from settlement.batch import SettledBatch
 from settlement.events import QUARANTINE_SCHEMA
 from settlement.transition import settled_events
-from sinks import atomic
-from sinks.ledger_store import batch_dir
+from sinks import atomic, layout
+from sinks.layout import batch_dir
 
-STAGING = ".staging"
+STAGING = layout.STAGING
+STREAM_RUN = "stream"
 REPEATED_EVENT_COLUMNS = ["batch", "provider", "node_id", "consumer", "contract", "unit", "epoch", "source"]
 """Event columns with few distinct values: dictionary-encoded in Parquet (event ids and times
 are nearly unique, so trying a dictionary for them only costs time)."""
 
 
-def staging_dir(out: Path) -> Path:
-    return Path(out) / STAGING
+def staging_dir(out: Path, run_id: str = STREAM_RUN) -> Path:
+    """The staging folder of one run (the streaming writer's when no run is named): runs never
+    share one, and only the holder of OUT's lock writes staging at all."""
+    return layout.run_staging(out, run_id)
 
 
 def settled_events_table(table: pa.Table, batch: int) -> pa.Table:
@@ -33,7 +36,7 @@ def settled_events_table(table: pa.Table, batch: int) -> pa.Table:
 
 def write_settled_events(out: Path, batch: int, shard: int, accepted: pa.Table) -> None:
     """OUT/events/batch=B/part-<shard>.parquet: one shard of the batch's accepted events."""
-    atomic.write_parquet(batch_dir(out, "events", batch) / f"part-{shard:04d}.parquet",
+    atomic.write_parquet(layout.events_dir(out, batch) / f"part-{shard:04d}.parquet",
                          settled_events(accepted, batch), dictionary=REPEATED_EVENT_COLUMNS)
 
 
@@ -44,17 +47,16 @@ def concat_quarantine(tables) -> pa.Table:
     return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
 
 
-def write_batch_files(settled: SettledBatch, out: Path) -> dict:
+def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = None) -> dict:
     """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
     b = settled.batch
-    atomic.write_parquet(batch_dir(out, "settlement_lines", b) / "part-0.parquet", settled.lines)
+    atomic.write_parquet(layout.lines_path(out, b), settled.lines)
     if settled.tree is not None:
-        atomic.write_compact_json(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump())
-    ledger = Path(out) / "ledger"
-    atomic.write_parquet(ledger / "settled_quantities" / f"batch={b}.parquet", settled.quantities_after)
-    atomic.write_parquet(ledger / "cumulative" / f"batch={b}.parquet", settled.cumulative_after)
+        atomic.write_compact_json(layout.tree_path(out, b), settled.tree.dump())
+    atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after)
+    atomic.write_parquet(layout.cumulative_path(out, b), settled.cumulative_after)
     summary = {"batch": b, "root": settled.root, "leaf_count": len(settled.payables),
                "total": str(settled.total), "protocol_fee_total": str(settled.protocol_fee_total),
                "epochs": settled.epochs, "lines": settled.lines.num_rows}
-    atomic.write_json(staging_dir(out) / "batch.json", summary)
+    atomic.write_json((staging or staging_dir(out)) / "batch.json", summary)
     return summary

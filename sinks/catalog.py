@@ -161,10 +161,10 @@ def view_definitions(out_dir: Path) -> dict[str, str]:
         "payables": PAYABLES_SQL.format(
             source=_json_source(out_dir, "batches/*/tree.json", TREE_JSON_COLUMNS)),
     }
-    if head is not None:
-        # HEAD is the commit point: files of a later batch belong to a run that did not finish
-        views = {name: f"SELECT * FROM ({select}) WHERE batch IS NULL OR batch <= {head}"
-                 for name, select in views.items()}
+    # HEAD is the commit point: files of a later batch belong to a run that did not finish
+    # (with no HEAD yet, nothing is committed)
+    views = {name: f"SELECT * FROM ({select}) WHERE batch IS NULL OR batch <= {head or 0}"
+             for name, select in views.items()}
     views["ledger"] = "SELECT * FROM " + (
         _parquet_source(out_dir, ledger_pattern, LEDGER_COLUMNS) if head is not None
         else _empty_source(LEDGER_COLUMNS))

@@ -29,12 +29,13 @@ from settlement.tariff import Tariff
 from settlement.transition import Chain, Ledger, settle_cut
 from sinks import atomic
 from sinks.batch_outputs import concat_quarantine, staging_dir, write_batch_files, write_settled_events
-from sinks.ledger_store import LedgerStore, batch_dir
+from sinks import layout
+from sinks.ledger_store import LedgerStore
 
 WRITER_KEY = "ledger"
 """The one key of the writer: one output directory has one ledger and one writer."""
-RUN_FILE = "run.json"
-LATE_DIR = "late"
+RUN_FILE = layout.RUN_FILE
+LATE_DIR = layout.late_dir(Path("")).name
 RESOLVED = ("accepted", "duplicates", "quarantined")
 """What a cut makes of each record it settles (with too_late, every record read ends in one)."""
 STREAM_CATEGORIES = CATEGORIES + ("too_late",)
@@ -92,7 +93,7 @@ class SettledKeys:
             self._reset()  # the ledger was replaced under us: read it again
         added = [pq.read_table(path, columns=list(KEY), partitioning=None)
                  for batch in range(self.batch + 1, settled + 1)
-                 for path in sorted(batch_dir(self.out, "events", batch).glob("*.parquet"))]
+                 for path in sorted(layout.events_dir(self.out, batch).glob("*.parquet"))]
         if added:
             self.keys = pa.concat_tables([self.keys, *(t.cast(self.keys.schema) for t in added)])
         self.batch = settled
@@ -112,7 +113,7 @@ def settled_copies(store: LedgerStore, head: LedgerHead | None, events: pa.Table
         return None
     last = head.batch if before is None else before - 1
     files = [str(path) for b in range(1, last + 1)
-             for path in sorted(batch_dir(store.out, "events", b).glob("*.parquet"))]
+             for path in sorted(layout.events_dir(store.out, b).glob("*.parquet"))]
     if not files:
         return None
     dataset = ds.dataset(files, format="parquet", schema=SETTLED_EVENT_SCHEMA)
@@ -216,6 +217,9 @@ class StreamTally:
     """Batches appended by this run, in order."""
     cuts: int = 0
     """Cuts made (a cut that settles nothing new appends no batch)."""
+    late_files: set = field(default_factory=set)
+    """Names of the OUT/late/ files written, where the engine names them per block (Flink);
+    empty: one file per input file, named by late_file_name."""
 
     def add_cut(self, outcome: CutOutcome) -> None:
         self.cuts += 1
@@ -241,8 +245,8 @@ class StreamTally:
     def run_json(self, target: LedgerTarget, finished: bool) -> dict:
         inputs = self.inputs()
         totals = {c: sum(row[c] for row in inputs) for c in STREAM_CATEGORIES + ("pending",)}
-        late_files = sorted(f"{LATE_DIR}/{late_file_name(f.path, f.sha256)}"
-                            for f in self.files.values() if f.too_late)
+        late_files = sorted(f"{LATE_DIR}/{name}" for name in self.late_files) or sorted(
+            f"{LATE_DIR}/{late_file_name(f.path, f.sha256)}" for f in self.files.values() if f.too_late)
         unreadable = [{"path": f.path, "error": f.error} for _, f in sorted(self.files.items()) if f.error]
         message = (f"stream {'ended' if finished else 'running'}: {len(self.batches)} batches appended"
                    f" ({', '.join(map(str, self.batches)) or 'none'}), {totals['too_late']} events past the "
@@ -254,7 +258,7 @@ class StreamTally:
 
 
 def write_run(target: LedgerTarget, tally: StreamTally, finished: bool) -> None:
-    atomic.write_json(Path(target.out) / RUN_FILE, tally.run_json(target, finished))
+    atomic.write_json(layout.run_path(Path(target.out)), tally.run_json(target, finished))
 
 
 def late_file_name(path: str, sha256: str) -> str:
@@ -262,6 +266,12 @@ def late_file_name(path: str, sha256: str) -> str:
     rewrites the same file."""
     stem = PurePosixPath(path.replace("\\", "/")).name.split(".")[0] or "usage"
     return f"{stem}-{sha256[:12]}.jsonl"
+
+
+def late_block_name(path: str, sha256: str, epoch: int, shard: int) -> str:
+    """OUT/late/ name of one block of too-late events (an input file's events of one epoch and
+    shard): fixed by the input, so a replay after a restore rewrites the same file."""
+    return f"{late_file_name(path, sha256).removesuffix('.jsonl')}-e{epoch}-s{shard}.jsonl"
 
 
 def late_event_lines(events: pa.Table) -> bytes:

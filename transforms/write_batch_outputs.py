@@ -6,18 +6,19 @@ from pathlib import Path
 import apache_beam as beam
 
 from sinks import atomic
-from sinks.batch_outputs import concat_quarantine, staging_dir, write_batch_files, write_settled_events
+from sinks.batch_outputs import concat_quarantine, write_batch_files, write_settled_events
 from transforms.threaded import ThreadedBlocks
 
 
 class WriteBatchOutputs(beam.PTransform):
-    def __init__(self, out: Path, batch: int):
+    def __init__(self, out: Path, batch: int, staging: Path):
         super().__init__()
         self.out = Path(out)
         self.batch = batch
+        self.staging = Path(staging)
 
     def expand(self, outputs):
-        out, batch = self.out, self.batch
+        out, batch, staging = self.out, self.batch, self.staging
 
         def write_events(element) -> list:
             shard, table = element
@@ -25,7 +26,7 @@ class WriteBatchOutputs(beam.PTransform):
             return []
 
         def write_staged(name):
-            return lambda data: atomic.write_json(staging_dir(out) / name, data)
+            return lambda data: atomic.write_json(staging / name, data)
 
         # Parquet encoding releases the GIL: shards are written on a pool beside the pipeline
         outputs["accepted"] | "WriteEvents" >> beam.ParDo(ThreadedBlocks(write_events))
@@ -33,7 +34,7 @@ class WriteBatchOutputs(beam.PTransform):
          | "CollectQuarantine" >> beam.combiners.ToList()
          | "ConcatQuarantine" >> beam.Map(concat_quarantine)
          | "StageQuarantine" >> beam.Map(
-             lambda t: atomic.write_parquet(staging_dir(out) / "quarantine.parquet", t)))
+             lambda t: atomic.write_parquet(staging / "quarantine.parquet", t)))
         (outputs["counts"]
          | "SumCounts" >> beam.CombinePerKey(sum)
          | "CollectCounts" >> beam.combiners.ToList()
@@ -42,4 +43,4 @@ class WriteBatchOutputs(beam.PTransform):
         (outputs["digests"]
          | "CollectDigests" >> beam.combiners.ToList()
          | "StageDigests" >> beam.Map(lambda pairs: write_staged("digests.json")(dict(sorted(pairs)))))
-        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out)
+        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out, staging)
