@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "pipelines.chain_cli",
     "pipelines.quality_cli",
     "pipelines.stream_cli",
+    "pipelines.flink_cli",
 )
 
 
