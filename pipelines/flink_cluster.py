@@ -103,6 +103,8 @@ def write_config(folder: Path, rest_port: int, slots: int, python: Path) -> Path
         "taskmanager.numberOfTaskSlots": slots, "parallelism.default": slots,
         "heartbeat.interval": 2000, "heartbeat.timeout": 20000,
         "pekko.startup-timeout": "60 s", "pekko.ask.timeout": "30 s",
+        # a job's slots spread over the TaskManagers, so that losing one is a real failover
+        "taskmanager.load-balance.mode": "SLOTS",
         "python.executable": str(python), "python.client.executable": str(python),
         "env.pid.dir": str(folder / "pid"), "env.log.dir": str(folder / "log"),
     }

@@ -350,7 +350,7 @@ def parse_args(argv):
     p.add_argument("--shards", type=int)
     p.add_argument("--settle-seconds", type=float, default=0.5)
     p.add_argument("--run-id", default=None)
-    p.add_argument("--restart-attempts", type=int, default=3)
+    p.add_argument("--restart-attempts", type=int, default=10)
     return p.parse_args(argv)
 
 
@@ -407,7 +407,7 @@ def environment(config: dict):
         "execution.checkpointing.num-retained": "2",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(config["restart_attempts"]),
-        "restart-strategy.fixed-delay.delay": "1 s",
+        "restart-strategy.fixed-delay.delay": "2 s",
         "rest.bind-address": "127.0.0.1",
         "rest.address": "127.0.0.1",
     }.items():
