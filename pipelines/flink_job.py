@@ -77,19 +77,25 @@ def shard_of(events: pa.Table, shards: int) -> pa.Array:
                       "FROM keys", {"keys": events.select(["provider", "event_id"])}).column(0)
 
 
-def block_row(kind, epoch, shard, ts, source, sha, payload):
+MIN_TIME = -2 ** 63
+
+
+def block_row(kind, epoch, shard, ts, source, sha, payload, seen=MIN_TIME):
+    """`seen`: for a block, the reader's watermark when it read the block's file (the latest
+    event time before that file, less the out-of-orderness): a window whose first pane holds
+    only blocks read after its end is a late pane, not an on-time one."""
     from pyflink.common import Row
 
-    return Row(kind, int(epoch), int(shard), int(ts), source, sha, payload)
+    return Row(kind, int(epoch), int(shard), int(ts), source, sha, payload, int(seen))
 
 
 def row_type():
     from pyflink.common import Types
 
     return Types.ROW_NAMED(
-        ["kind", "epoch", "shard", "ts", "source", "sha", "payload"],
+        ["kind", "epoch", "shard", "ts", "source", "sha", "payload", "seen"],
         [Types.STRING(), Types.LONG(), Types.INT(), Types.LONG(), Types.STRING(), Types.STRING(),
-         Types.PRIMITIVE_ARRAY(Types.BYTE())])
+         Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG()])
 
 
 # ------------------------------------------------------------------------------------ operators
@@ -139,8 +145,8 @@ except ImportError:  # pragma: no cover - the CLI runs the job with .venv-flink'
 
 
 def output_tags():
-    rows = row_type()
-    return (OutputTag("quarantined", rows), OutputTag("files", rows), OutputTag("too-late", rows))
+    """The windows' side output of data past the allowed lateness."""
+    return OutputTag("too-late", row_type())
 
 
 class ReadUsageFiles(ProcessFunction):
@@ -151,57 +157,78 @@ class ReadUsageFiles(ProcessFunction):
         self.config = config
 
     def open(self, runtime_context):
-        config = self.config
-        self.tariff = load_tariff(config["tariff"])
-        self.quarantine_tag, self.files_tag, _ = output_tags()
-        self.epoch_ms = config["epoch_seconds"] * 1000
+        self.tariff = load_tariff(self.config["tariff"])
+        self.epoch_ms = self.config["epoch_seconds"] * 1000
         self.latest = None
 
     def process_element(self, path, ctx):
-        config, epoch_ms = self.config, self.epoch_ms
-        quarantine_tag, files_tag = self.quarantine_tag, self.files_tag
-        if self.latest is not None and self.latest.get("crossed"):
-            time.sleep(config["settle_seconds"])
+        config = self.config
+        ooo = config["out_of_orderness_ms"]
+        if path == TICK:  # a pause after a file that closed an epoch: see ticked()
+            if self.latest is not None and self.latest["crossed"]:
+                time.sleep(config["settle_seconds"])
+            return
+        seen = self.latest["ts"] - ooo - 1 if self.latest else MIN_TIME
         latest = None
+        # every row goes through the event-time stamping, so all the writer's inputs carry
+        # the watermark (quarantine and file rows have time 0: they never move it)
         for kind, row in read_usage_file(path, self.tariff, config["shards"]):
             if kind == BLOCK:
                 latest = row[3] if latest is None else max(latest, row[3])
-                yield row
-            else:
-                yield (quarantine_tag if kind == QUARANTINE else files_tag), row
+                row[7] = seen
+            yield row
+        trace = os.environ.get("METERROOT_FLINK_TRACE")
+        if trace:  # benchmarks: when each file's blocks left the reader
+            with open(trace, "a") as log:
+                log.write(json.dumps({"path": path, "emitted": time.time()}) + "\n")
         before = self.latest["ts"] if self.latest else None
         if latest is not None and (before is None or latest > before):
-            ooo = config["out_of_orderness_ms"]
-            crossed = before is None or (latest - ooo) // epoch_ms > (before - ooo) // epoch_ms
+            crossed = before is None or (latest - ooo) // self.epoch_ms > (before - ooo) // self.epoch_ms
             self.latest = {"ts": latest, "crossed": crossed}
         elif self.latest:
             self.latest = {**self.latest, "crossed": False}
+
+
+TICK = ""
+
+
+def ticked(paths: list[str]) -> list[str]:
+    """The paths with a tick after each: the reader pauses on a tick after a file that closed an
+    epoch, in a bundle of its own, so that the file's watermark goes out and the windows fire
+    before the next file's data arrives."""
+    return [item for path in paths for item in (path, TICK)]
+
 
 class BlockTime(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp):
         return value[3]
 
+
 class EpochPane(ProcessWindowFunction):
-    """All blocks of one (shard, epoch) since its last firing -> one pane, sorted."""
+    """All blocks of one (shard, epoch) since its last firing -> one pane, sorted. The purging
+    trigger makes each firing carry only what arrived since the last one (discarding panes).
+    A pane is on time when it is the window's first and holds data read before the window's
+    end; else it is late (within the allowed lateness: Flink drops nothing that reaches here)."""
 
     def __init__(self, epoch_ms: int):
         self.epoch_ms = epoch_ms
 
     def process(self, key, context, elements):
-        epoch_ms = self.epoch_ms
         window = context.window()
         firings = context.window_state().get_state(ValueStateDescriptor("firings", Types.LONG()))
         index = firings.value() or 0
         firings.update(index + 1)
+        elements = list(elements)
+        late = index > 0 or all(e[7] >= window.max_timestamp() for e in elements)
         tables = [from_ipc(e[6]) for e in elements]
         digests = sorted({(e[4], e[5]) for e in elements})
         table = pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
-        epoch = window.start // epoch_ms
-        yield block_row(PANE if index == 0 else PANE + ":late", epoch, key, window.max_timestamp(),
-                        json.dumps(digests), str(index), to_ipc(table))
+        yield block_row(PANE + (":late" if late else ""), window.start // self.epoch_ms, key,
+                        window.max_timestamp(), json.dumps(digests), str(index), to_ipc(table))
 
     def clear(self, context):
         context.window_state().get_state(ValueStateDescriptor("firings", Types.LONG())).clear()
+
 
 class CutWriter(KeyedProcessFunction):
     """The one writer: panes wait in keyed state for the cut of their epoch (an event-time
@@ -243,9 +270,10 @@ class CutWriter(KeyedProcessFunction):
             self.tally.update(tally)
         elif kind == BLOCK:  # from the windows' late side output: past the allowed lateness
             events = from_ipc(row[6])
-            name = f"{Path(row[4]).name.split('.')[0] or 'usage'}-{row[5][:12]}-e{row[1]}-s{row[2]}.jsonl"
-            atomic.write_bytes(Path(self.target.out) / LATE_DIR / name, late_event_lines(events))
+            name = late_block_name(row[4], row[5], row[1], row[2])
+            atomic.write_bytes(layout.late_dir(Path(self.target.out)) / name, late_event_lines(events))
             tally = self._tally()
+            tally.late_files.add(name)
             seen = tally.files.get(row[4]) or FileRead(row[4], row[5], 0, 0)
             tally.files[row[4]] = replace(seen, too_late=seen.too_late + events.num_rows)
             self.tally.update(tally)
@@ -278,13 +306,11 @@ class CutWriter(KeyedProcessFunction):
             panes = [Pane(epoch=p[0], timing=ON_TIME if p[1] else LATE, index=p[2],
                           events=from_ipc(p[4]), digests=p[3]) for p in group]
             quarantined = [Quarantined(from_ipc(q[1]), q[0]) for q in held] if number == 0 else []
-            expected = self.next_batch.value()
+            # the number this cut gets: checkpointed state, or the job's first batch (the
+            # ledger head when the job was submitted: a restore must not read HEAD again)
+            expected = self.next_batch.value() or self.config["first_batch"]
             outcome = cut_batch(self.target, panes, quarantined, self.known, batch=expected)
-            if outcome.batch is not None:
-                self.next_batch.update(outcome.batch + 1)
-            elif expected is None:
-                head = LedgerStore(Path(self.target.out)).head()
-                self.next_batch.update((head.batch if head else 0) + 1)
+            self.next_batch.update(expected + 1 if outcome.batch is not None else expected)
             tally.add_cut(outcome)
             write_run(self.target, tally, finished=False)
             yield f"cut {outcome.batch}"
@@ -301,23 +327,26 @@ def build_job(env, config: dict):
     from pyflink.datastream.window import EventTimeTrigger, PurgingTrigger, TumblingEventTimeWindows
 
     rows = row_type()
-    quarantine_tag, files_tag, late_tag = output_tags()
+    late_tag = output_tags()
     epoch_ms = config["epoch_seconds"] * 1000
 
-    paths = env.from_collection(config["paths"], type_info=Types.STRING()).set_parallelism(1)
+    paths = env.from_collection(ticked(config["paths"]), type_info=Types.STRING()).set_parallelism(1)
     read = paths.process(ReadUsageFiles(config), output_type=rows).name("ReadUsageFiles").set_parallelism(1)
     stamped = read.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(
             Duration.of_millis(config["out_of_orderness_ms"])).with_timestamp_assigner(BlockTime())
-    ).name("EventTime").set_parallelism(1)
+    ).name("EventTime").set_parallelism(1).start_new_chain()
+    # Its own task: while the reader pauses after a file that closes an epoch, this one emits
+    # the watermark of that file (chained to the reader, it would wait for the next file).
     panes = (stamped
+             .filter(lambda row: row[0] == BLOCK)
              .key_by(lambda row: row[2], key_type=Types.INT())
              .window(TumblingEventTimeWindows.of(Time.milliseconds(epoch_ms)))
              .trigger(PurgingTrigger.of(EventTimeTrigger.create()))
              .allowed_lateness(config["allowed_lateness_seconds"] * 1000)
              .side_output_late_data(late_tag)
              .process(EpochPane(epoch_ms), output_type=rows).name("EpochPanes"))
-    to_writer = panes.union(read.get_side_output(quarantine_tag), read.get_side_output(files_tag),
+    to_writer = panes.union(stamped.filter(lambda row: row[0] != BLOCK),
                             panes.get_side_output(late_tag))
     (to_writer
      .key_by(lambda row: "ledger", key_type=Types.STRING())
@@ -379,7 +408,8 @@ def check_config(args) -> dict:
     if args.parallelism < 1:
         raise UsageError(f"--parallelism must be >= 1, got {args.parallelism}")
     store = LedgerStore(out)
-    check_continuation(store.head(), tariff.epoch_seconds, args.chain_id, registry, str(store.root))
+    head = store.head()
+    check_continuation(head, tariff.epoch_seconds, args.chain_id, registry, str(store.root))
     return {"tariff": str(Path(args.tariff).resolve()), "epoch_seconds": tariff.epoch_seconds,
             "output": str(out), "chain_id": args.chain_id, "registry": registry,
             "paths": [str(Path(p).resolve()) for p in paths],
@@ -389,7 +419,7 @@ def check_config(args) -> dict:
             "checkpoint_dir": str(Path(args.checkpoint_dir or out / ".flink-checkpoints").resolve()),
             "parallelism": args.parallelism, "shards": args.shards or 2 * args.parallelism,
             "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
-            "restart_attempts": args.restart_attempts}
+            "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1}
 
 
 def environment(config: dict):
@@ -414,6 +444,7 @@ def environment(config: dict):
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config["parallelism"])
+    env.get_config().set_auto_watermark_interval(20)
     env.enable_checkpointing(config["checkpoint_ms"], CheckpointingMode.EXACTLY_ONCE)
     return env
 
