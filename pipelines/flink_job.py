@@ -5,13 +5,15 @@ embedded mini-cluster (`python -m pipelines.flink_job …`), or on a cluster wit
 `flink run -m HOST:PORT -py pipelines/flink_job.py -pyexec PYTHON -- …` (what
 `meterroot stream --engine flink --flink-master HOST:PORT` runs).
 
-    file paths ─ReadUsageFiles─▶ Arrow blocks per (epoch, shard) ─event time─▶ windows per shard
-      │  (decode, validate: columnar)   (bounded out-of-orderness)  (epoch, allowed lateness,
-      │                                                               discarding panes, late ▶ side)
-      └── quarantined, files read ─────────────────────────────┐               │
-                                                               ▼               ▼
-                                               CutWriter: one key, keyed state, event-time timers
-                                               ─▶ settle_cut per cut ─▶ OUT/ (sinks.stream_ledger)
+    file paths ─ReadUsageFiles─▶ rows: Arrow blocks per (epoch, shard), quarantine, file counts
+                 (decode, validate: columnar)
+               ─EventTime─▶ WatermarkStrategy.for_bounded_out_of_orderness (its own task)
+               ─blocks, key_by shard─▶ TumblingEventTimeWindows(epoch), allowed_lateness,
+                 purging trigger (discarding panes), side_output_late_data ─┐
+               ─quarantine and counts ─────────────────────────────────────┤
+                                                                            ▼
+               CutWriter: one key, keyed state, event-time timers ─▶ settle_cut per cut ─▶ OUT/
+                 (sinks.stream_ledger; past-lateness blocks to OUT/late/, counted)
 
 Elements are Arrow IPC blocks as bytes (a declared BYTE array), never one Python object per
 event. What must survive a failure is Flink state (window contents, the writer's panes, tally and
