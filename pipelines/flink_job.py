@@ -267,8 +267,11 @@ class CutWriter(KeyedProcessFunction):
         elif kind == FILE:
             info = json.loads(row[6])
             tally = self._tally()
-            late = tally.files.get(row[4]).too_late if row[4] in tally.files else 0
-            tally.files[row[4]] = FileRead(row[4], row[5], info["read"], late, error=info["error"])
+            # added, not set: a file the source delivers again after a restore (its events then
+            # end as duplicates of the settled ones) is read again, and counted so
+            seen = tally.files.get(row[4]) or FileRead(row[4], row[5], 0, 0)
+            tally.files[row[4]] = FileRead(row[4], row[5], seen.read + info["read"], seen.too_late,
+                                           error=info["error"])
             self.tally.update(tally)
         elif kind == BLOCK:  # from the windows' late side output: past the allowed lateness
             events = from_ipc(row[6])
