@@ -1,5 +1,6 @@
-"""`meterroot stream` on Prism: sustained throughput and the delay from an epoch's end to its
-batch on disk. Prints figures; asserts nothing about time.
+"""`meterroot stream` on Flink (mini-cluster and a standalone cluster) and on Beam/Prism: job
+start-up, sustained throughput and the delay from an epoch's watermark to its batch on disk.
+Prints figures; asserts nothing about time.
 
 - Throughput: a replay of EPOCHS epochs, FILES_PER_EPOCH files each, at two sizes; sustained
   events/s = (n2 - n1) / (t2 - t1), so the fixed cost of a job (Prism start-up, one settle
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -27,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import stream as stream_pipeline
-from pipelines.flink_runner import (FlinkJobServerMissing, find_flink_job_server_jar,
-                                    find_prism_binary, prism_pipeline_args, running_job_server)
+from pipelines.flink_runner import (FlinkMissing, find_prism_binary, flink_python,
+                                    prism_pipeline_args, run_flink_job, running_job_server)
 
 EPOCH_SECONDS = 60
 FILES_PER_EPOCH = 2
@@ -105,7 +107,8 @@ def throughput(work: Path, events: int, epochs: int, prism: list[str]) -> None:
     print(f"replay of {run2['accepted']:,} events in {epochs} epochs: {t2:.2f} s "
           f"({len(run2['batches'])} batches)")
     sustained = (run2["accepted"] - run1["accepted"]) / (t2 - t1)
-    print(f"sustained: {sustained:,.0f} events/s (one process: Prism + its LOOPBACK Python worker)")
+    print(f"sustained: {sustained:,.0f} events/s (one process: Prism + its LOOPBACK Python worker); "
+          f"job start-up and fixed cost: {t1 - run1['accepted'] / sustained:.1f} s")
 
 
 class HeadWatcher(threading.Thread):
@@ -178,18 +181,96 @@ def delays(work: Path, epochs: int, per_epoch: int, interval: float, prism: list
               f"{statistics.median(late_delays) * 1000:.0f} ms")
 
 
+def flink_replay(work: Path, name: str, events: int, epochs: int, master: str | None,
+                 trace: Path | None = None) -> tuple[float, dict]:
+    inputs = work / f"in-{name}"
+    if not inputs.exists():
+        write_replay(inputs, events, epochs)
+    out = work / f"out-{name}"
+    watcher = HeadWatcher(out)
+    watcher.start()
+    if trace is not None:
+        os.environ["METERROOT_FLINK_TRACE"] = str(trace)
+    started = time.perf_counter()
+    try:
+        code = run_flink_job(["--replay", str(inputs / "*.jsonl"), "--tariff", str(work / "tariff.yaml"),
+                              "--output", str(out), "--chain-id", "31337", "--registry", REGISTRY,
+                              "--checkpoint-interval-seconds", "5", "--settle-seconds", "0.3"],
+                             master, stdout=subprocess.DEVNULL)
+    finally:
+        os.environ.pop("METERROOT_FLINK_TRACE", None)
+        watcher.done.set()
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"the Flink job {name} exited {code}")
+    run = json.loads((out / "run.json").read_text())
+    if trace is not None:
+        flink_delays(trace, watcher, inputs)
+    return elapsed, run
+
+
+def flink_delays(trace: Path, watcher: HeadWatcher, inputs: Path) -> None:
+    """Batch k is due when the first file of epoch k+1 moves the watermark past epoch k's end:
+    the delay runs from that file's blocks leaving the reader to batch k in HEAD.json."""
+    emitted = {}
+    for line in trace.read_text().splitlines():
+        entry = json.loads(line)
+        emitted.setdefault(Path(entry["path"]).name, entry["emitted"])
+    wall_of = {b: time.time() - (time.monotonic() - t) for b, t in watcher.seen.items()}
+    delays = []
+    for batch, at in sorted(wall_of.items()):
+        crossing = f"usage-{batch * FILES_PER_EPOCH:04d}.jsonl"
+        if crossing in emitted:
+            delays.append(at - emitted[crossing])
+    if delays:
+        print(f"  watermark -> batch on disk: median {statistics.median(delays):.2f} s, "
+              f"max {max(delays):.2f} s over {len(delays)} batches")
+
+
+def flink_throughput(work: Path, events: int, epochs: int, master: str | None, label: str) -> None:
+    small, large = events // 2, events
+    tag = "mini" if master is None else "standalone"
+    t1, run1 = flink_replay(work, f"{tag}-small", small, epochs, master)
+    t2, run2 = flink_replay(work, f"{tag}-large", large, epochs, master,
+                            trace=work / f"trace-{tag}.jsonl" if master is None else None)
+    sustained = (run2["accepted"] - run1["accepted"]) / (t2 - t1)
+    startup = t1 - run1["accepted"] / sustained
+    print(f"{label}: replay of {run1['accepted']:,} events in {epochs} epochs: {t1:.2f} s; "
+          f"{run2['accepted']:,} events: {t2:.2f} s ({len(run2['batches'])} batches)")
+    print(f"  sustained: {sustained:,.0f} events/s; job start-up and fixed cost: {startup:.1f} s")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events of the larger replay")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between watched files")
     parser.add_argument("--watch-events", type=int, default=5_000, help="events per watched file")
+    parser.add_argument("--engines", default="flink,standalone,beam",
+                        help="comma-separated: flink (mini-cluster), standalone, beam (Prism)")
     args = parser.parse_args(argv)
-    try:
-        find_flink_job_server_jar()
-        print("Flink: a job server jar is cached; this benchmark measures Prism only")
-    except FlinkJobServerMissing:
-        print("Flink: not available here (no job server jar on Maven Central)")
+    engines = args.engines.split(",")
+    with tempfile.TemporaryDirectory(prefix="bench-flink-") as tmp:
+        work = Path(tmp)
+        (work / "tariff.yaml").write_text(TARIFF)
+        try:
+            flink_python()
+        except FlinkMissing as missing:
+            print(f"Flink: {missing}")
+            engines = [e for e in engines if e == "beam"]
+        if "flink" in engines:
+            flink_throughput(work, args.events, args.epochs, None, "Flink mini-cluster")
+        if "standalone" in engines:
+            from pipelines.flink_cluster import down, up
+
+            cluster = up(work / "cluster", taskmanagers=2, slots=1)
+            try:
+                flink_throughput(work, args.events, args.epochs, cluster.master,
+                                 "Flink standalone (2 TaskManagers)")
+            finally:
+                down(work / "cluster")
+    if "beam" not in engines:
+        return
     binary = find_prism_binary()
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp, \
             running_job_server(prism_pipeline_args(binary)) as endpoint:

@@ -162,9 +162,3 @@ def suite_runs(frames: BatchFrames, max_quarantine_share: float) -> list[SuiteRu
     ]
     return [SuiteRun(gx.ExpectationSuite(name=name, expectations=expectations), frame, index)
             for name, expectations, frame, index in plan]
-
-
-def validate_output(*args, **kwargs):
-    """Alias of expectations.runner.validate_output (the batch pipeline imports it from here)."""
-    from expectations.runner import validate_output as run
-    return run(*args, **kwargs)

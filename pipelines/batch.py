@@ -22,7 +22,7 @@ from settlement.errors import InvalidInput, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
 from sinks import layout
-from sinks.batch_outputs import WriteBatchOutputs
+from transforms.write_batch_outputs import WriteBatchOutputs
 from sinks.ledger_store import LedgerStore
 from sinks.lock import OutputLock, check_output_path
 from sinks.run_commit import RunResult, commit_run, finish_interrupted, interrupted_after_commit

@@ -90,7 +90,7 @@ def post_batch(output: str, batch, validate: bool) -> int:
         build_catalog = None
     if validate and batches:
         try:
-            from expectations.suites import validate_output
+            from expectations.runner import validate_output
         except ImportError:
             validate_output = None
         if validate_output is not None:

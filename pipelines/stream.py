@@ -5,9 +5,9 @@ feed (transforms.watch_source) -> epoch panes -> the one ledger writer (transfor
 run it on a portable runner, and follow the ledger from the driver: each new batch is printed,
 validated and, with --commit, committed on chain, in order.
 
-Runners: Prism (Beam's portable runner, `make prism`) is the default and runs the job here;
-`--runner FlinkRunner` goes through Beam's Flink job server (`make flink`, then
-`--flink_master host:port` for a cluster).
+Runners: Prism (Beam's portable runner, `make prism`) is the default and runs the job here; any
+other Beam runner by its options. Flink runs the same settlement as its own PyFlink job
+(`--engine flink`, pipelines/flink_job.py), not through Beam.
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.batch import check_readable, expand_inputs
-from pipelines.flink_runner import (find_flink_job_server_jar, find_prism_binary,
-                                    flink_pipeline_args, prism_pipeline_args)
+from pipelines.flink_runner import find_prism_binary, prism_pipeline_args
 from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvariantBroken, MeterrootError, UsageError
 from settlement.ledger import check_continuation
@@ -128,7 +127,7 @@ def _has_option(args: list[str], name: str) -> bool:
 def runner_args(beam_args: list[str]) -> list[str]:
     """Beam options for a streaming run: Prism from the cache unless another runner is named.
 
-    A missing Prism binary or Flink job server jar is a UsageError naming its make target."""
+    A missing Prism binary is a UsageError naming its make target."""
     args = list(beam_args)
     runner = PipelineOptions(args).view_as(StandardOptions).runner
     name = (runner or "PrismRunner").rsplit(".", 1)[-1]
@@ -141,11 +140,8 @@ def runner_args(beam_args: list[str]) -> list[str]:
             extra.append("--environment_type=LOOPBACK")
         return extra + args
     if name == "FlinkRunner":
-        if endpoint or _has_option(args, "flink_job_server_jar"):
-            return args + ["--streaming"]
-        # The jar's embedded Flink unless --flink_master names a cluster; user flags come last
-        # and win (--flink_master, --parallelism, --checkpointing_interval, …).
-        return flink_pipeline_args(find_flink_job_server_jar()) + args
+        raise UsageError("Beam's FlinkRunner needs a Beam Flink job server jar this project does "
+                         "not fetch: run on Flink with `meterroot stream --engine flink`")
     return args + ["--streaming"]
 
 
@@ -317,7 +313,7 @@ def run(argv: list[str] | None = None) -> StreamResult:
     prints and checks nothing (no validation, no commit: the CLI adds those)."""
     import argparse
 
-    from pipelines.stream_cli import add_arguments
+    from pipelines.stream_options import add_arguments
 
     parser = argparse.ArgumentParser(prog="meterroot stream")
     add_arguments(parser)

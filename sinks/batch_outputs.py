@@ -1,4 +1,5 @@
-"""WriteBatchOutputs: the Parquet, tree and ledger files of a batch, each written atomically.
+"""The Parquet, tree and ledger files of a batch, each written atomically (Beam-free: the Beam
+batch (transforms/write_batch_outputs.py), the Beam stream and the Flink job write through here).
 
 Data files go to their final place under names fixed by the batch number (a rerun of a killed
 run rewrites the same names); what is only known once the whole run is done (counts, digests,
@@ -8,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import apache_beam as beam
 import pyarrow as pa
 
 from settlement.batch import SettledBatch
-from settlement.events import AMOUNT_TYPE, QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
+from settlement.events import AMOUNT_TYPE, QUARANTINE_SCHEMA
 from settlement.pricing import decimal_column
+from settlement.transition import settled_events
 from sinks import atomic, layout
-from transforms.threaded import ThreadedBlocks
 
 STAGING = layout.STAGING
 STREAM_RUN = "stream"
@@ -31,8 +31,13 @@ def staging_dir(out: Path, run_id: str = STREAM_RUN) -> Path:
 
 
 def settled_events_table(table: pa.Table, batch: int) -> pa.Table:
-    table = table.append_column("batch", pa.array([batch] * table.num_rows, pa.int64()))
-    return table.select(SETTLED_EVENT_SCHEMA.names).cast(SETTLED_EVENT_SCHEMA)
+    return settled_events(table, batch)
+
+
+def write_settled_events(out: Path, batch: int, shard: int, accepted: pa.Table) -> None:
+    """OUT/events/batch=B/part-<shard>.parquet: one shard of the batch's accepted events."""
+    atomic.write_parquet(layout.events_dir(out, batch) / f"part-{shard:04d}.parquet",
+                         settled_events(accepted, batch), dictionary=REPEATED_EVENT_COLUMNS)
 
 
 def concat_quarantine(tables) -> pa.Table:
@@ -79,40 +84,3 @@ def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = N
                "epochs": settled.epochs, "lines": settled.lines.num_rows}
     atomic.write_json((staging or staging_dir(out)) / "batch.json", summary)
     return summary
-
-
-class WriteBatchOutputs(beam.PTransform):
-    def __init__(self, out: Path, batch: int, staging: Path):
-        super().__init__()
-        self.out = Path(out)
-        self.batch = batch
-        self.staging = Path(staging)
-
-    def expand(self, outputs):
-        out, batch, staging = self.out, self.batch, self.staging
-
-        def write_events(element) -> list:
-            shard, table = element
-            atomic.write_parquet(layout.events_dir(out, batch) / f"part-{shard:04d}.parquet",
-                                 settled_events_table(table, batch), dictionary=REPEATED_EVENT_COLUMNS)
-            return []
-
-        def write_staged(name):
-            return lambda data: atomic.write_json(staging / name, data)
-
-        # Parquet encoding releases the GIL: shards are written on a pool beside the pipeline
-        outputs["accepted"] | "WriteEvents" >> beam.ParDo(ThreadedBlocks(write_events))
-        (outputs["quarantined"]
-         | "CollectQuarantine" >> beam.combiners.ToList()
-         | "ConcatQuarantine" >> beam.Map(concat_quarantine)
-         | "StageQuarantine" >> beam.Map(
-             lambda t: atomic.write_parquet(staging / "quarantine.parquet", t)))
-        (outputs["counts"]
-         | "SumCounts" >> beam.CombinePerKey(sum)
-         | "CollectCounts" >> beam.combiners.ToList()
-         | "StageCounts" >> beam.Map(lambda pairs: write_staged("counts.json")(
-             sorted([source, category, n] for (source, category), n in pairs))))
-        (outputs["digests"]
-         | "CollectDigests" >> beam.combiners.ToList()
-         | "StageDigests" >> beam.Map(lambda pairs: write_staged("digests.json")(dict(sorted(pairs)))))
-        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out, staging)

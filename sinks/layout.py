@@ -180,3 +180,8 @@ def head_batch(out: Path) -> int:
     """The last committed batch of OUT (0 when it has no ledger): nothing above it is visible."""
     head = read_head(out)
     return head.batch if head else 0
+
+
+def late_dir(out: Path) -> Path:
+    """OUT/late/: events a stream got past the allowed lateness, for a later `meterroot batch`."""
+    return Path(out) / "late"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipelines import stream as stream_pipeline
+from settlement.errors import UsageError
 from pipelines.batch import settle
 from pipelines.cli import main
-from pipelines.flink_runner import FlinkJobServerMissing, find_prism_binary
+from pipelines.flink_runner import find_prism_binary
 
 from tests.streaming.scenario import (CHAIN_ID, CONSUMER_X, CONSUMER_Y, PROVIDER_A, PROVIDER_B,
                                       REGISTRY, TREASURY, common_args, cumulative, event, head,
@@ -155,22 +156,9 @@ def test_without_prism_the_command_says_to_run_make_prism(tmp_path, monkeypatch,
     assert not (tmp_path / "out" / "ledger").exists()
 
 
-def test_flink_without_a_job_server_jar_says_to_run_make_flink(tmp_path, monkeypatch):
-    def missing():
-        raise FlinkJobServerMissing("no Beam Flink job server jar: run `make flink`")
-    monkeypatch.setattr(stream_pipeline, "find_flink_job_server_jar", missing)
-    with pytest.raises(FlinkJobServerMissing, match="make flink"):
+def test_beams_flink_runner_is_refused_and_points_at_engine_flink():
+    with pytest.raises(UsageError, match="--engine flink"):
         stream_pipeline.runner_args(["--runner", "FlinkRunner"])
-
-
-def test_flink_runs_through_the_job_server_jar_with_the_users_cluster_flags_last(tmp_path, monkeypatch):
-    jar = tmp_path / "beam-runners-flink-1.20-job-server-2.77.0.jar"
-    monkeypatch.setattr(stream_pipeline, "find_flink_job_server_jar", lambda: jar)
-    args = stream_pipeline.runner_args(["--runner=FlinkRunner", "--flink_master=flink:8081",
-                                        "--parallelism=4"])
-    assert args[:2] == ["--runner=FlinkRunner", "--flink_master=[local]"]
-    assert f"--flink_job_server_jar={jar}" in args and "--streaming" in args
-    assert args[-2:] == ["--flink_master=flink:8081", "--parallelism=4"]
 
 
 def test_prism_is_the_default_runner(monkeypatch, tmp_path):
