@@ -18,6 +18,8 @@ from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvalidInput, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
+from sinks.availability_files import discard_unfinished as discard_unfinished_probes
+from sinks.availability_files import settle_probes
 from sinks.batch_outputs import WriteBatchOutputs, staging_dir
 from sinks.ledger_store import LedgerStore
 from sinks.run_commit import RunResult, commit_run
@@ -38,6 +40,8 @@ class BatchOptions(PipelineOptions):
         parser.add_argument("--chain-id", dest="chain_id", type=int, help="chain id the leaves name")
         parser.add_argument("--registry", help="settlement registry address the leaves name")
         parser.add_argument("--shards", type=int, default=8, help="dedup shards (parallelism)")
+        parser.add_argument("--probes", dest="probes", action="append", default=[],
+                            help="probe records (SPEC §14, JSONL): a path or glob; repeatable")
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -99,7 +103,7 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
 
 
 def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | None, registry: str | None,
-           beam_args: list[str] = (), shards: int = 8) -> RunResult:
+           beam_args: list[str] = (), shards: int = 8, probes: list[str] = ()) -> RunResult:
     """Run one batch; raises UsageError (exit 2) for bad configuration before writing anything."""
     tariff = load_tariff(tariff_path) if tariff_path else None
     if tariff is None:
@@ -111,6 +115,9 @@ def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | Non
     registry = _registry(registry)
     paths = expand_inputs(inputs)
     for path in paths:
+        check_readable(path)
+    probe_paths = expand_inputs(list(probes)) if probes else []
+    for path in probe_paths:
         check_readable(path)
     out = Path(output)
     if out.exists() and not out.is_dir():
@@ -125,8 +132,11 @@ def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | Non
     batch = (head.batch if head else 0) + 1
     state = LedgerState(batch=batch, settled_files=store.settled_event_files(head),
                         quantities=store.settled_quantities(head), cumulative=store.cumulative(head))
+    discard_unfinished_probes(out, head.batch if head else 0)
     with beam.Pipeline(options=pipeline_options(list(beam_args))) as p:
         build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards)
+    if probe_paths and (staging_dir(out) / "batch.json").exists():  # probes ride on a batch
+        settle_probes(out, probe_paths, tariff.epoch_seconds, batch - 1, batch)
     return commit_run(out, paths, tariff, head, batch, chain_id, registry, store)
 
 
@@ -134,7 +144,7 @@ def run(argv: list[str] | None = None) -> RunResult:
     """Entry point for tests and the CLI: meterroot's flags plus any Beam options."""
     options = PipelineOptions(argv if argv is not None else sys.argv[1:])
     mine = options.view_as(BatchOptions)
-    known = {"--input", "--tariff", "--output", "--chain-id", "--registry", "--shards"}
+    known = {"--input", "--tariff", "--output", "--chain-id", "--registry", "--shards", "--probes"}
     beam_args = []
     args = list(argv if argv is not None else sys.argv[1:])
     i = 0
@@ -145,4 +155,5 @@ def run(argv: list[str] | None = None) -> RunResult:
             continue
         beam_args.append(args[i])
         i += 1
-    return settle(mine.inputs, mine.tariff, mine.output, mine.chain_id, mine.registry, beam_args, mine.shards)
+    return settle(mine.inputs, mine.tariff, mine.output, mine.chain_id, mine.registry, beam_args, mine.shards,
+                  mine.probes)

@@ -19,13 +19,15 @@ def register(subparsers) -> None:
     p.add_argument("--chain-id", dest="chain_id", type=int, required=True, metavar="N")
     p.add_argument("--registry", required=True, metavar="ADDR")
     p.add_argument("--shards", type=int, default=8, help="dedup shards (default 8)")
+    p.add_argument("--probes", action="append", default=[], metavar="GLOB",
+                   help="probe records (JSONL, SPEC §14): availability per (provider, epoch); repeatable")
     p.add_argument("--no-validate", action="store_true", help="skip the data quality suites")
     p.set_defaults(func=run_batch, accepts_beam_options=True)
 
 
 def run_batch(args) -> int:
     result = settle(args.inputs, args.tariff, args.output, args.chain_id, args.registry,
-                    args.beam_args, args.shards)
+                    args.beam_args, args.shards, args.probes)
     run = result.run
     print(f"read {run['read']}, accepted {run['accepted']}, duplicates {run['duplicates']}, "
           f"quarantined {run['quarantined']}")

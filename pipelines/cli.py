@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "pipelines.chain_cli",
     "pipelines.quality_cli",
     "pipelines.stream_cli",
+    "pipelines.probe_cli",
+    "pipelines.serve_cli",
+    "pipelines.oracle_cli",
 )
 
 

@@ -14,6 +14,7 @@ Views
   payables          every leaf of every tree.json: batch, consumer, payee, cumulative_wei and the
                     batch's own amount_wei for the pair (its cumulative minus the pair's previous)
   validations       OUT/quality/<B>/validation.json: batch, success, validated_at
+  availability      availability per (batch, provider, epoch) from probes (SPEC §14)
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import duckdb
 
 from expectations.outputs import ledger_head
 from settlement.errors import InvalidInput
+from sinks.availability_files import AVAILABILITY_COLUMNS
 
 CATALOG_FILE = "catalog.duckdb"
 
@@ -160,6 +162,8 @@ def view_definitions(out_dir: Path) -> dict[str, str]:
             source=_json_source(out_dir, "batches/*/manifest.json", MANIFEST_JSON_COLUMNS)),
         "payables": PAYABLES_SQL.format(
             source=_json_source(out_dir, "batches/*/tree.json", TREE_JSON_COLUMNS)),
+        "availability": "SELECT * FROM " + _parquet_source(  # SPEC §14, sinks/availability_files.py
+            out_dir, "availability/batch=*/*.parquet", AVAILABILITY_COLUMNS, partitioned=True),
     }
     if head is not None:
         # HEAD is the commit point: files of a later batch belong to a run that did not finish
