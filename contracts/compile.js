@@ -20,10 +20,14 @@ const BUILD_DIR = path.join(ROOT, 'contracts', 'build');
 const CONTRACTS = {
   'contracts/SettlementRegistry.sol': 'SettlementRegistry',
   'contracts/test/TestToken.sol': 'TestToken',
+  'contracts/AvailabilityFeed.sol': 'AvailabilityFeed',
 };
 
 const SETTINGS = {
-  remappings: ['@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/'],
+  remappings: [
+    '@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/',
+    '@chainlink/contracts/=node_modules/@chainlink/contracts/',
+  ],
   optimizer: { enabled: true, runs: 1000 },
   evmVersion: 'cancun',
   metadata: { bytecodeHash: 'ipfs' },
