@@ -17,7 +17,8 @@ export const adapter = new Adapter({
   defaultEndpoint: availability.name,
   config,
   endpoints: [availability, batch],
-  rateLimiting: { tiers: { default: { rateLimit1s: 50 } } },
+  // requests to `meterroot serve`, shared by every subscribed request the framework keeps warm
+  rateLimiting: { tiers: { default: { rateLimit1s: 10 } } },
 })
 
 function withJobRunId(body: unknown, id: unknown): unknown {
