@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "safe-pysha3==1.0.7",  # C keccak backend for eth-hash: < 1 us a hash instead of ~5 us
     "web3==8.0.0",
     "great-expectations==1.24.1",
+    "zstandard==0.25.0",  # .zst inputs, read frame by frame so a truncated one is refused
     "aiohttp==3.14.5",  # meterroot serve (already web3's HTTP client)
 ]
 

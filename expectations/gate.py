@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from expectations.outputs import manifest_path
-from expectations.records import manifest_digest, read_record, record_path
+from expectations.records import read_record, record_path, stale_files
 from settlement.errors import UsageError
 
 
@@ -28,11 +28,32 @@ def check_batch_validated(out_dir: Path, batch: int) -> None:
     if record is None:
         raise ValidationGateError(f"batch {batch} of {out_dir} was never validated "
                                   f"({record_path(out_dir, batch)} is missing): run {rerun}, {override}")
-    if record.manifest_sha256 != manifest_digest(out_dir, batch):
+    changed = stale_files(out_dir, record)
+    if changed:
         raise ValidationGateError(f"batch {batch} of {out_dir} changed since it was validated at "
-                                  f"{record.validated_at} (its manifest differs): run {rerun} again, {override}")
+                                  f"{record.validated_at} ({', '.join(changed)} differ from what was "
+                                  f"validated): run {rerun} again, {override}")
+    check_committed_files(out_dir, batch)
     if not record.success:
         failed = ", ".join(name for name, ok in record.suites.items() if not ok) or "unknown"
         raise ValidationGateError(
             f"batch {batch} of {out_dir} failed validation at {record.validated_at}: suites {failed} failed "
             f"(see {out_dir / record.data_docs}); fix the output and run {rerun}, {override}")
+
+
+def check_committed_files(out_dir: Path, batch: int) -> None:
+    """Refuse a batch whose files differ from what the ledger head committed (SPEC §10): the
+    data validated must also be the data settled."""
+    from sinks.ledger_store import LedgerStore
+
+    store = LedgerStore(out_dir)
+    head = store.head()
+    if head is None or not head.files:
+        return
+    if batch > head.batch:
+        raise ValidationGateError(f"batch {batch} of {out_dir} is above the ledger HEAD (batch {head.batch}): "
+                                  "it was never committed; run `meterroot batch` again to settle it")
+    problems = store.damage(head, batch=batch)
+    if problems:
+        raise ValidationGateError(f"batch {batch} of {out_dir} differs from what its ledger committed: "
+                                  f"{problems[0]}")

@@ -21,8 +21,8 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from expectations.availability import availability_suite_runs
 from expectations.frames import batch_frames
 from expectations.outputs import batch_numbers, recorded_tariff, require_batches
-from expectations.records import (ValidationRecord, manifest_digest, quality_dir, read_record,
-                                  write_text_atomically, write_record)
+from expectations.records import (ValidationRecord, batch_digests, manifest_digest, quality_dir,
+                                  read_record, stale_files, write_text_atomically, write_record)
 from expectations.suites import DEFAULT_MAX_QUARANTINE_SHARE, SUITE_NAMES, suite_runs
 from settlement.errors import MeterrootError, UsageError
 from sinks.catalog import build_catalog, check_output_dir, connect
@@ -187,6 +187,7 @@ def validate_batch(con, out_dir: Path, batch: int, tariff, max_quarantine_share:
     write_record(out_dir, ValidationRecord(
         batch=batch, success=outcome.success, suites=suites, validated_at=outcome.validated_at,
         data_docs=outcome.data_docs, manifest_sha256=manifest_digest(out_dir, batch),
+        files=batch_digests(out_dir, batch),
         failures=[f"{f.suite}: {f.expectation}({f.columns}): {f.description}" for f in failures]))
     return outcome
 
@@ -201,7 +202,7 @@ def batches_to_validate(out_dir: Path, batches: list[int] | None, revalidate: bo
     pending = []
     for batch in every:
         record = read_record(out_dir, batch)
-        if record is None or not record.success or record.manifest_sha256 != manifest_digest(out_dir, batch):
+        if record is None or not record.success or stale_files(out_dir, record):
             pending.append(batch)
     return pending
 

@@ -1,40 +1,29 @@
-# Portable streaming runners, cached in .cache/ (gitignored).
+# Streaming runtimes, cached outside git.
 #
-#   make flink   Beam's Flink job server jar, fetched by its Maven coordinates
-#                org.apache.beam:beam-runners-flink-$(FLINK_VERSION)-job-server:<beam version>
-#                into .cache/flink/; prints the jar path.
+#   .venv-flink  PyFlink 2.3 (the Flink distribution ships inside the package: pyflink/lib,
+#                pyflink/bin) and the project's pure core, pinned in requirements-flink.txt.
+#                Built by `make install` beside .venv, rebuilt only when the pins change.
+#                setuptools stays < 82: 82 breaks PyFlink's Python worker start ("Failed to
+#                create stage bundle factory"). The CLI runs Flink jobs with this interpreter.
 #   make prism   Beam's Prism runner (a Go program) built with `go install` into
-#                .cache/prism/<beam version>/prism; prints the binary path.
-#
-# Both follow the apache-beam version installed in the venv (the SDK and the runner must match);
-# override with BEAM_VERSION=…. Both are quick when the file is already there.
+#                .cache/prism/<beam version>/prism; prints the binary path. It follows the
+#                apache-beam version of .venv (override with BEAM_VERSION=…).
 
-FLINK_VERSION ?= 1.20
-FLINK_CACHE := .cache/flink
+FLINK_VENV := .venv-flink
+FLINK_PY := $(FLINK_VENV)/bin/python
+FLINK_STAMP := $(FLINK_VENV)/.installed
 PRISM_CACHE := .cache/prism
 BEAM_VERSION_OF_VENV = $$($(PY) -c 'from importlib.metadata import version; print(version("apache-beam"))')
 
-.PHONY: flink prism
+.PHONY: prism
+install: $(FLINK_STAMP)
 
-flink: | $(STAMP)
-	@set -e; \
-	beam=$${BEAM_VERSION:-$(BEAM_VERSION_OF_VENV)}; \
-	coords=org.apache.beam:beam-runners-flink-$(FLINK_VERSION)-job-server:$$beam; \
-	jar=$(FLINK_CACHE)/beam-runners-flink-$(FLINK_VERSION)-job-server-$$beam.jar; \
-	if [ ! -s "$$jar" ]; then \
-	  echo "fetching $$coords" >&2; \
-	  mkdir -p $(FLINK_CACHE); \
-	  mvn -B -U -Dstyle.color=never dependency:copy -Dartifact=$$coords \
-	    -DoutputDirectory=$(FLINK_CACHE) > $(FLINK_CACHE)/mvn.log 2>&1 || { \
-	    grep -m1 -o 'Could not find artifact.*' $(FLINK_CACHE)/mvn.log >&2 || tail -20 $(FLINK_CACHE)/mvn.log >&2; \
-	    echo "make flink: the registry did not serve $$coords." >&2; \
-	    echo "The job server must be the same Beam version as apache-beam ($$beam): try" >&2; \
-	    echo "FLINK_VERSION=… (another Flink this Beam supports) or BEAM_VERSION=… with a" >&2; \
-	    echo "matching apache-beam pin. For local streaming runs, make prism builds Beam's" >&2; \
-	    echo "portable Prism runner instead." >&2; \
-	    exit 1; }; \
-	fi; \
-	echo "$(CURDIR)/$$jar"
+$(FLINK_STAMP): requirements-flink.txt setup.py
+	test -x $(FLINK_PY) || $(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_PY) -m pip install --quiet --upgrade pip 'setuptools<82' wheel
+	$(FLINK_PY) -m pip install --quiet -r requirements-flink.txt
+	$(FLINK_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
 
 prism: | $(STAMP)
 	@set -e; \

@@ -4,8 +4,10 @@ Thin by design: check the configuration before any data is read, wire sources ->
 sinks, then commit what the pipeline wrote (manifest, run.json, ledger head last)."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import apache_beam as beam
@@ -18,10 +20,11 @@ from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvalidInput, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
-from sinks.availability_files import discard_unfinished as discard_unfinished_probes
+from sinks import layout
 from sinks.availability_files import settle_probes
-from sinks.batch_outputs import WriteBatchOutputs, staging_dir
+from transforms.write_batch_outputs import WriteBatchOutputs
 from sinks.ledger_store import LedgerStore
+from sinks.lock import OutputLock, check_output_path
 from sinks.run_commit import RunResult, commit_run
 from transforms.decoding import format_of
 from transforms.read_usage import ReadUsageRecords
@@ -86,13 +89,44 @@ def _registry(text: str | None) -> str:
 
 
 def build_pipeline(p, paths: list[str], tariff: Tariff, state: LedgerState, chain_id: int,
-                   registry: str, out: Path, shards: int) -> None:
+                   registry: str, out: Path, shards: int, staging: Path) -> None:
     records = p | "Inputs" >> beam.Create(paths) | "ReadUsageFiles" >> ReadUsageRecords()
-    spill_dir = str(staging_dir(out) / "spill")
+    spill_dir = str(staging / "spill")
     outputs = records.records | "SettleUsage" >> SettleUsage(tariff, state, chain_id, registry, shards,
                                                                spill_dir)
     outputs["digests"] = records.digests
-    outputs | "WriteBatchOutputs" >> WriteBatchOutputs(out, state.batch)
+    outputs | "WriteBatchOutputs" >> WriteBatchOutputs(out, state.batch, staging)
+
+
+MAX_SHARDS = 4096
+MAX_CHAIN_ID = 2**256 - 1
+
+
+def check_chain_id(chain_id) -> int:
+    if chain_id is None or isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+        raise UsageError(f"--chain-id must be a positive chain id, got {chain_id}")
+    if chain_id > MAX_CHAIN_ID:
+        raise UsageError(f"--chain-id {chain_id} does not fit the uint256 the leaves encode it in; pass "
+                         "the chain id of the chain the registry is deployed on")
+    return chain_id
+
+
+def check_shards(shards) -> int:
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise UsageError(f"--shards must be a whole number from 1 to {MAX_SHARDS}, got {shards}")
+    return shards
+
+
+def new_run_id() -> str:
+    return f"run-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def clear_staging(out: Path) -> None:
+    """Remove every staging folder: with OUT's lock held, they are the remains of dead runs."""
+    root = layout.staging_root(out)
+    if root.is_dir():
+        for child in root.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
@@ -103,41 +137,57 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
 
 
 def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | None, registry: str | None,
-           beam_args: list[str] = (), shards: int = 8, probes: list[str] = ()) -> RunResult:
-    """Run one batch; raises UsageError (exit 2) for bad configuration before writing anything."""
+           beam_args: list[str] = (), shards: int = 8, lock: OutputLock | None = None,
+           probes: list[str] = ()) -> RunResult:
+    """Run one batch; raises UsageError (exit 2) for bad configuration before writing anything.
+
+    `lock`: OUT's lock, taken here once the configuration is checked (the caller may hold it
+    longer, for the steps after the commit); by default one held for this call only.
+    `probes`: globs of probe records (SPEC §14), settled with the batch."""
     tariff = load_tariff(tariff_path) if tariff_path else None
     if tariff is None:
         raise UsageError("--tariff is required: a YAML or JSON tariff file")
     if output is None:
         raise UsageError("--output is required: the output directory")
-    if chain_id is None or chain_id <= 0:
-        raise UsageError(f"--chain-id must be a positive chain id, got {chain_id}")
+    check_chain_id(chain_id)
+    check_shards(shards)
     registry = _registry(registry)
+    out = check_output_path(Path(output))
+    pipeline_options(list(beam_args))
     paths = expand_inputs(inputs)
     for path in paths:
         check_readable(path)
     probe_paths = expand_inputs(list(probes)) if probes else []
     for path in probe_paths:
         check_readable(path)
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output {out} is a file; pass a directory")
+    owned = lock is None
+    lock = lock or OutputLock(out, "batch")
+    lock.acquire()
+    try:
+        return _settle_locked(out, paths, tariff, chain_id, registry, beam_args, shards, probe_paths)
+    finally:
+        if owned:
+            lock.release()
+
+
+def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, registry: str,
+                   beam_args, shards: int, probe_paths: list[str] = ()) -> RunResult:
     store = LedgerStore(out)
     head = store.head()
     check_continuation(head, tariff.epoch_seconds, chain_id, registry, str(store.root))
-
-    out.mkdir(parents=True, exist_ok=True)
+    store.verify(head)
     store.discard_unfinished(head)
-    shutil.rmtree(staging_dir(out), ignore_errors=True)
+    clear_staging(out)
+    staging = layout.run_staging(out, new_run_id())
+    staging.mkdir(parents=True)
     batch = (head.batch if head else 0) + 1
     state = LedgerState(batch=batch, settled_files=store.settled_event_files(head),
                         quantities=store.settled_quantities(head), cumulative=store.cumulative(head))
-    discard_unfinished_probes(out, head.batch if head else 0)
     with beam.Pipeline(options=pipeline_options(list(beam_args))) as p:
-        build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards)
-    if probe_paths and (staging_dir(out) / "batch.json").exists():  # probes ride on a batch
-        settle_probes(out, probe_paths, tariff.epoch_seconds, batch - 1, batch)
-    return commit_run(out, paths, tariff, head, batch, chain_id, registry, store)
+        build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards, staging)
+    if probe_paths and (staging / "batch.json").exists():  # probes ride on a batch
+        settle_probes(out, probe_paths, tariff.epoch_seconds, batch - 1, batch, staging)
+    return commit_run(out, paths, tariff, head, batch, chain_id, registry, store, staging)
 
 
 def run(argv: list[str] | None = None) -> RunResult:
@@ -156,4 +206,4 @@ def run(argv: list[str] | None = None) -> RunResult:
         beam_args.append(args[i])
         i += 1
     return settle(mine.inputs, mine.tariff, mine.output, mine.chain_id, mine.registry, beam_args, mine.shards,
-                  mine.probes)
+                  probes=mine.probes)

@@ -1,9 +1,12 @@
 """`meterroot batch`: settle usage files into the next batch of an output directory."""
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 
 from pipelines.batch import settle
+from sinks.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -22,39 +25,76 @@ def register(subparsers) -> None:
     p.add_argument("--probes", action="append", default=[], metavar="GLOB",
                    help="probe records (JSONL, SPEC §14): availability per (provider, epoch); repeatable")
     p.add_argument("--no-validate", action="store_true", help="skip the data quality suites")
+    p.add_argument("--wait-lock", type=_wait_seconds, default=0, metavar="SECONDS",
+                   help="when another run holds OUTPUT, wait up to this long for it (default: exit 2 "
+                        "at once, naming the holder)")
     p.set_defaults(func=run_batch, accepts_beam_options=True)
 
 
+def _wait_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400 * 7:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 604800")
+    return value
+
+
 def run_batch(args) -> int:
-    result = settle(args.inputs, args.tariff, args.output, args.chain_id, args.registry,
-                    args.beam_args, args.shards, args.probes)
-    run = result.run
-    print(f"read {run['read']}, accepted {run['accepted']}, duplicates {run['duplicates']}, "
-          f"quarantined {run['quarantined']}")
-    print(run["message"])
-    status = 0
-    if result.batch is not None:
-        status = post_batch(args.output, result.batch, validate=not args.no_validate)
-    return status
+    # OUT's lock is taken by `settle` once the configuration is checked and held through the
+    # steps after the commit point (validation, catalog), so no other run sees them half done.
+    lock = OutputLock(Path(args.output), "batch", args.wait_lock)
+    try:
+        result = settle(args.inputs, args.tariff, args.output, args.chain_id, args.registry,
+                        args.beam_args, args.shards, lock=lock, probes=args.probes)
+        run = result.run
+        print(f"read {run['read']}, accepted {run['accepted']}, duplicates {run['duplicates']}, "
+              f"quarantined {run['quarantined']}")
+        print(run["message"])
+        return after_commit(args.output, result.batch, validate=not args.no_validate)
+    finally:
+        lock.release()
 
 
-def post_batch(output: str, batch: int, validate: bool) -> int:
-    """Data quality suites and the DuckDB catalog, when those modules are installed."""
-    from pathlib import Path
+def after_commit(output: str, batch: int | None, validate: bool) -> int:
+    """The steps after the commit point, for this run's batch and for any committed batch whose
+    steps a crash skipped: validation of every batch without a record, and the catalog when
+    it is missing or older than the ledger head."""
+    from expectations.records import read_record
+    from sinks import layout
+
+    out = Path(output)
+    head = layout.head_batch(out)
+    pending = [b for b in range(1, head + 1) if validate and read_record(out, b) is None]
+    if batch is not None and batch not in pending:
+        pending.append(batch) if validate else None
+    catalog, head_file = layout.catalog_path(out), layout.head_path(out)
+    stale = head and (not catalog.exists() or catalog.stat().st_mtime_ns < head_file.stat().st_mtime_ns)
+    if not pending and not stale and batch is None:
+        return 0
+    return post_batch(output, sorted(pending), validate=bool(pending))
+
+
+def post_batch(output: str, batch, validate: bool) -> int:
+    """Data quality suites on `batch` (a number or a list) and the DuckDB catalog, when those
+    modules are installed."""
+    batches = [batch] if isinstance(batch, int) else list(batch)
     status = 0
     try:
         from sinks.catalog import build_catalog
     except ImportError:
         build_catalog = None
-    if validate:
+    if validate and batches:
         try:
             from expectations.suites import validate_output
         except ImportError:
             validate_output = None
         if validate_output is not None:
-            report = validate_output(Path(output), batches=[batch])
+            report = validate_output(Path(output), batches=batches)
             if not getattr(report, "success", True):
-                print(f"validation of batch {batch} FAILED; see {output}/quality/", file=sys.stderr)
+                failed = ", ".join(map(str, getattr(report, "failed", batches)))
+                print(f"validation of batch {failed} FAILED; see {output}/quality/", file=sys.stderr)
                 status = 1
     if build_catalog is not None:
         build_catalog(Path(output))

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from settlement.errors import UsageError
+from sinks.lock import holds_output_lock
 
 
 def register(subparsers) -> None:
@@ -53,7 +54,7 @@ def register(subparsers) -> None:
     commit.add_argument("--skip-validation", action="store_true",
                         help="commit without the validation gate (an explicit, logged override)")
     _node_options(commit)
-    commit.set_defaults(func=_commit)
+    commit.set_defaults(func=holds_output_lock("chain commit")(_commit))
 
     deposit = actions.add_parser("deposit", help="deposit tokens for a consumer")
     deposit.add_argument("--consumer", required=True, metavar="ADDR")

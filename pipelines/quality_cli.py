@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from settlement.errors import UsageError
+from sinks.lock import holds_output_lock
 
 MAX_SHOWN_DIFFERENCES = 50
 
@@ -30,7 +31,19 @@ def register(subparsers) -> None:
                           help="fail a batch whose quarantined / read exceeds F (default 0.05)")
     validate.add_argument("--tariff", type=Path, metavar="FILE",
                           help="check against this tariff instead of OUT/ledger/tariff.json")
-    validate.set_defaults(func=run_validate)
+    validate.add_argument("--wait-lock", type=float, default=0, metavar="SECONDS",
+                          help="when another run holds OUT, wait up to this long for it (default: exit 2)")
+    validate.set_defaults(func=holds_output_lock("validate")(run_validate))
+
+    verify = subparsers.add_parser(
+        "verify", help="check a whole output directory against its ledger, changing nothing",
+        description="Check every file OUT/ledger/HEAD.json records (size and sha256: settled events, "
+                    "ledger snapshots, tariff, and each batch's lines, quarantine, tree and manifest), "
+                    "that no committed batch holds a file HEAD does not record, that batches are "
+                    "numbered 1..HEAD, and that each manifest's counts add up. Exit 1 naming every "
+                    "damaged file.")
+    verify.add_argument("--output", required=True, type=Path, metavar="OUT")
+    verify.set_defaults(func=run_verify)
 
     query = subparsers.add_parser(
         "query", help="run SQL (or a named report) over every output, with DuckDB",
@@ -60,9 +73,27 @@ def _describe(values) -> str:
     return "; ".join(map(repr, values))
 
 
+def run_verify(args: argparse.Namespace) -> int:
+    from sinks.verify import verify_output
+
+    report = verify_output(args.output)
+    for problem in report.problems:
+        print(f"DAMAGED: {problem}", file=sys.stderr)
+    if report.problems:
+        print(f"{args.output} failed verification: {len(report.problems)} problem(s); nothing was changed",
+              file=sys.stderr)
+        return 1
+    print(f"{args.output}: ledger HEAD at batch {report.head}, {report.files} files checked "
+          f"({report.bytes} bytes), every size and sha256 as committed; counts add up")
+    return 0
+
+
 def run_validate(args: argparse.Namespace) -> int:
     from expectations.runner import validate_output
+    from sinks.ledger_store import LedgerStore
 
+    store = LedgerStore(args.output)
+    store.verify(store.head())  # a damaged ledger is refused before anything is validated
     report = validate_output(args.output, args.batch, args.max_quarantine_share,
                              tariff=args.tariff, revalidate=args.all)
     if not report.batches:

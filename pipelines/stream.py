@@ -157,6 +157,7 @@ def prepare_output(config: StreamConfig) -> None:
     head = store.head()
     check_continuation(head, target.tariff.epoch_seconds, target.chain_id, target.registry,
                        str(store.root))
+    store.verify(head)
     out.mkdir(parents=True, exist_ok=True)
     store.discard_unfinished(head)
     shutil.rmtree(staging_dir(out), ignore_errors=True)

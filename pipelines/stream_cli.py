@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from settlement.errors import UsageError
+from sinks.lock import holds_output_lock
 
 
 def _seconds(text: str) -> float:
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
                     "--runner FlinkRunner uses the Flink job server of `make flink`. Other options go "
                     "to Beam.")
     add_arguments(p)
-    p.set_defaults(func=run_stream, accepts_beam_options=True)
+    p.set_defaults(func=holds_output_lock("stream")(run_stream), accepts_beam_options=True)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
+# ASCII digits only: Python's \d would take fullwidth or Arabic-Indic digits for a date
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})", re.ASCII)
+_EPOCH = datetime(1970, 1, 1)
 MAX_MS = 2**63 - 1
 
 
@@ -33,10 +35,12 @@ def parse_rfc3339_ms(text: str) -> int:
         if oh > 23 or om > 59:
             raise TimestampError(f"{text!r} has an impossible UTC offset {offset}")
         delta = sign * timedelta(hours=oh, minutes=om)
-    utc = moment.replace(tzinfo=timezone.utc) - delta
-    whole_ms = (utc - _EPOCH) // timedelta(milliseconds=1)
+    # whole seconds in integers: no datetime arithmetic, so no overflow at the calendar's edges
+    # (0001-01-01T00:00:00+01:00 is before year 1 in UTC, and simply before 1970 here)
+    local_seconds = (moment - _EPOCH) // timedelta(seconds=1)
+    offset_seconds = delta // timedelta(seconds=1)
     millis = int((fraction or "0")[:3].ljust(3, "0"))
-    ms = whole_ms + millis
+    ms = (local_seconds - offset_seconds) * 1000 + millis
     if ms < 0:
         raise TimestampError(f"{text!r} is before 1970")
     return ms
@@ -51,7 +55,7 @@ def parse_timestamp_ms(value) -> int:
     elif isinstance(value, str):
         if value.isdigit() and value.isascii():
             ms = int(value)
-        elif value.startswith("-") and value[1:].isdigit():
+        elif value.startswith("-") and value[1:].isdigit() and value.isascii():
             raise TimestampError(f"{value!r} is before 1970")
         else:
             ms = parse_rfc3339_ms(value)

@@ -1,12 +1,11 @@
-"""The probe and availability files of a batch (SPEC §14), written beside its settlement files.
+"""The probe and availability files of a batch (SPEC §14), written beside its settlement files
+(paths from sinks.layout): the accepted probes, the refused probe records with their reason, and
+availability per (provider, epoch).
 
-  OUT/probes/batch=<B>/part-0.parquet             accepted probes the batch settles
-  OUT/probe_quarantine/batch=<B>/part-0.parquet   probe records refused, with their reason
-  OUT/availability/batch=<B>/part-0.parquet       availability per (provider, epoch)
-
-Like the batch's other data files they go to their final names fixed by the batch number (a rerun
-of a killed run rewrites the same names) before the ledger head is written; what the manifest
-says about them is staged in OUT/.staging/availability.json for the driver's commit.
+Like the batch's other data files they go to their final names fixed by the batch number before
+the ledger head is written (HEAD records their digests; a killed run's remains are discarded with
+the batch's); what the manifest says about them is staged as availability.json in the run's
+staging folder for the driver's commit.
 """
 from __future__ import annotations
 
@@ -21,19 +20,13 @@ import pyarrow.parquet as pq
 from settlement.availability import AVAILABILITY_SCHEMA, availability_per_epoch
 from settlement.errors import InvalidInput, InvariantBroken
 from settlement.probes import PROBE_CONTENT, PROBE_KEY, probes_table, quarantine_table, split_probes
-from sinks import atomic
-from sinks.ledger_store import batch_dir
+from sinks import layout
 
-PROBE_TREES = ("probes", "probe_quarantine", "availability")
 STAGED = "availability.json"
 
 AVAILABILITY_COLUMNS = tuple((f.name, "BIGINT" if pa.types.is_integer(f.type) else "VARCHAR")
                              for f in AVAILABILITY_SCHEMA)
 """SQL types of the availability view (sinks/catalog.py) while no file exists yet."""
-
-
-def availability_file(out: Path, batch: int) -> Path:
-    return batch_dir(out, "availability", batch) / "part-0.parquet"
 
 
 def _read_text(path: str) -> tuple[str, str]:
@@ -49,21 +42,9 @@ def _read_text(path: str) -> tuple[str, str]:
 
 def settled_probes(out: Path, head_batch: int) -> pa.Table | None:
     """Every probe settled by batches 1..head_batch, or None."""
-    parts = [batch_dir(out, "probes", b) / "part-0.parquet" for b in range(1, head_batch + 1)]
+    parts = [layout.probes_path(out, b) for b in range(1, head_batch + 1)]
     tables = [pq.read_table(p) for p in parts if p.exists()]
     return pa.concat_tables(tables) if tables else None
-
-
-def discard_unfinished(out: Path, head_batch: int) -> None:
-    """Remove probe outputs of batches beyond the ledger head (a killed run's remains)."""
-    for tree in PROBE_TREES:
-        base = Path(out) / tree
-        for child in base.glob("batch=*") if base.exists() else ():
-            number = child.name.removeprefix("batch=")
-            if number.isdigit() and int(number) > head_batch:
-                for f in child.iterdir():
-                    f.unlink()
-                child.rmdir()
 
 
 @dataclass(frozen=True)
@@ -73,7 +54,8 @@ class ProbeOutcome:
     availability: pa.Table
 
 
-def settle_probes(out: Path, paths: list[str], epoch_seconds: int, head_batch: int, batch: int) -> ProbeOutcome:
+def settle_probes(out: Path, paths: list[str], epoch_seconds: int, head_batch: int, batch: int,
+                  staging: Path) -> ProbeOutcome:
     """Validate the probes of `paths`, write the batch's probe and availability files and stage
     the manifest's section; the commit (manifest, ledger head) is the driver's."""
     previous = settled_probes(out, head_batch)
@@ -91,12 +73,11 @@ def settle_probes(out: Path, paths: list[str], epoch_seconds: int, head_batch: i
     accepted = probes_table(split.accepted, epoch_seconds, batch)
     availability = availability_per_epoch(accepted, previous, batch)
 
-    atomic.write_parquet(batch_dir(out, "probes", batch) / "part-0.parquet", accepted)
-    atomic.write_parquet(batch_dir(out, "probe_quarantine", batch) / "part-0.parquet",
-                         quarantine_table(split.quarantined, batch))
+    layout.write_parquet(layout.probes_path(out, batch), accepted)
+    layout.write_parquet(layout.probe_quarantine_path(out, batch), quarantine_table(split.quarantined, batch))
     buffer = io.BytesIO()
     pq.write_table(availability, buffer, compression="zstd", store_schema=True)
-    atomic.write_bytes(availability_file(out, batch), buffer.getvalue())
+    layout.write_bytes(layout.availability_path(out, batch), buffer.getvalue())
 
     for source, entry in split.per_source.items():
         if entry["read"] != entry["accepted"] + entry["duplicates"] + entry["quarantined"]:
@@ -104,7 +85,7 @@ def settle_probes(out: Path, paths: list[str], epoch_seconds: int, head_batch: i
     counts = {"read": split.read, "accepted": len(split.accepted), "duplicates": split.duplicates,
               "quarantined": len(split.quarantined)}
     section = {
-        "file": availability_file(out, batch).relative_to(out).as_posix(),
+        "file": layout.relative(out, layout.availability_path(out, batch)),
         "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
         "probe_counts": counts,
         "probe_inputs": [{"path": path, "sha256": digests[path], **split.per_source[path]}
@@ -114,6 +95,5 @@ def settle_probes(out: Path, paths: list[str], epoch_seconds: int, head_batch: i
                                       "latency_p50_ms", "latency_p99_ms")}
                  for row in availability.to_pylist()],
     }
-    from sinks.batch_outputs import staging_dir  # a Beam module: imported by the batch job only
-    atomic.write_json(staging_dir(out) / STAGED, section)
+    layout.write_json(Path(staging) / STAGED, section)
     return ProbeOutcome(section, availability)

@@ -1,4 +1,5 @@
-"""WriteBatchOutputs: the Parquet, tree and ledger files of a batch, each written atomically.
+"""The Parquet, tree and ledger files of a batch, each written atomically (Beam-free: the Beam
+batch (transforms/write_batch_outputs.py), the Beam stream and the Flink job write through here).
 
 Data files go to their final place under names fixed by the batch number (a rerun of a killed
 run rewrites the same names); what is only known once the whole run is done (counts, digests,
@@ -8,28 +9,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import apache_beam as beam
 import pyarrow as pa
 
 from settlement.batch import SettledBatch
-from settlement.events import QUARANTINE_SCHEMA, SETTLED_EVENT_SCHEMA
-from sinks import atomic
-from sinks.ledger_store import batch_dir
-from transforms.threaded import ThreadedBlocks
+from settlement.events import QUARANTINE_SCHEMA
+from settlement.transition import settled_events
+from sinks import atomic, layout
+from sinks.layout import batch_dir
 
-STAGING = ".staging"
+STAGING = layout.STAGING
+STREAM_RUN = "stream"
 REPEATED_EVENT_COLUMNS = ["batch", "provider", "node_id", "consumer", "contract", "unit", "epoch", "source"]
 """Event columns with few distinct values: dictionary-encoded in Parquet (event ids and times
 are nearly unique, so trying a dictionary for them only costs time)."""
 
 
-def staging_dir(out: Path) -> Path:
-    return Path(out) / STAGING
+def staging_dir(out: Path, run_id: str = STREAM_RUN) -> Path:
+    """The staging folder of one run (the streaming writer's when no run is named): runs never
+    share one, and only the holder of OUT's lock writes staging at all."""
+    return layout.run_staging(out, run_id)
 
 
 def settled_events_table(table: pa.Table, batch: int) -> pa.Table:
-    table = table.append_column("batch", pa.array([batch] * table.num_rows, pa.int64()))
-    return table.select(SETTLED_EVENT_SCHEMA.names).cast(SETTLED_EVENT_SCHEMA)
+    return settled_events(table, batch)
+
+
+def write_settled_events(out: Path, batch: int, shard: int, accepted: pa.Table) -> None:
+    """OUT/events/batch=B/part-<shard>.parquet: one shard of the batch's accepted events."""
+    atomic.write_parquet(layout.events_dir(out, batch) / f"part-{shard:04d}.parquet",
+                         settled_events(accepted, batch), dictionary=REPEATED_EVENT_COLUMNS)
 
 
 def concat_quarantine(tables) -> pa.Table:
@@ -39,53 +47,16 @@ def concat_quarantine(tables) -> pa.Table:
     return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
 
 
-def write_batch_files(settled: SettledBatch, out: Path) -> dict:
+def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = None) -> dict:
     """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
     b = settled.batch
-    atomic.write_parquet(batch_dir(out, "settlement_lines", b) / "part-0.parquet", settled.lines)
+    atomic.write_parquet(layout.lines_path(out, b), settled.lines)
     if settled.tree is not None:
-        atomic.write_compact_json(batch_dir(out, "batches", b) / "tree.json", settled.tree.dump())
-    ledger = Path(out) / "ledger"
-    atomic.write_parquet(ledger / "settled_quantities" / f"batch={b}.parquet", settled.quantities_after)
-    atomic.write_parquet(ledger / "cumulative" / f"batch={b}.parquet", settled.cumulative_after)
+        atomic.write_compact_json(layout.tree_path(out, b), settled.tree.dump())
+    atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after)
+    atomic.write_parquet(layout.cumulative_path(out, b), settled.cumulative_after)
     summary = {"batch": b, "root": settled.root, "leaf_count": len(settled.payables),
                "total": str(settled.total), "protocol_fee_total": str(settled.protocol_fee_total),
                "epochs": settled.epochs, "lines": settled.lines.num_rows}
-    atomic.write_json(staging_dir(out) / "batch.json", summary)
+    atomic.write_json((staging or staging_dir(out)) / "batch.json", summary)
     return summary
-
-
-class WriteBatchOutputs(beam.PTransform):
-    def __init__(self, out: Path, batch: int):
-        super().__init__()
-        self.out = Path(out)
-        self.batch = batch
-
-    def expand(self, outputs):
-        out, batch = self.out, self.batch
-
-        def write_events(element) -> list:
-            shard, table = element
-            atomic.write_parquet(batch_dir(out, "events", batch) / f"part-{shard:04d}.parquet",
-                                 settled_events_table(table, batch), dictionary=REPEATED_EVENT_COLUMNS)
-            return []
-
-        def write_staged(name):
-            return lambda data: atomic.write_json(staging_dir(out) / name, data)
-
-        # Parquet encoding releases the GIL: shards are written on a pool beside the pipeline
-        outputs["accepted"] | "WriteEvents" >> beam.ParDo(ThreadedBlocks(write_events))
-        (outputs["quarantined"]
-         | "CollectQuarantine" >> beam.combiners.ToList()
-         | "ConcatQuarantine" >> beam.Map(concat_quarantine)
-         | "StageQuarantine" >> beam.Map(
-             lambda t: atomic.write_parquet(staging_dir(out) / "quarantine.parquet", t)))
-        (outputs["counts"]
-         | "SumCounts" >> beam.CombinePerKey(sum)
-         | "CollectCounts" >> beam.combiners.ToList()
-         | "StageCounts" >> beam.Map(lambda pairs: write_staged("counts.json")(
-             sorted([source, category, n] for (source, category), n in pairs))))
-        (outputs["digests"]
-         | "CollectDigests" >> beam.combiners.ToList()
-         | "StageDigests" >> beam.Map(lambda pairs: write_staged("digests.json")(dict(sorted(pairs)))))
-        outputs["batch"] | "WriteBatch" >> beam.Map(write_batch_files, out)

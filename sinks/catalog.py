@@ -165,10 +165,10 @@ def view_definitions(out_dir: Path) -> dict[str, str]:
         "availability": "SELECT * FROM " + _parquet_source(  # SPEC §14, sinks/availability_files.py
             out_dir, "availability/batch=*/*.parquet", AVAILABILITY_COLUMNS, partitioned=True),
     }
-    if head is not None:
-        # HEAD is the commit point: files of a later batch belong to a run that did not finish
-        views = {name: f"SELECT * FROM ({select}) WHERE batch IS NULL OR batch <= {head}"
-                 for name, select in views.items()}
+    # HEAD is the commit point: files of a later batch belong to a run that did not finish
+    # (with no HEAD yet, nothing is committed)
+    views = {name: f"SELECT * FROM ({select}) WHERE batch IS NULL OR batch <= {head or 0}"
+             for name, select in views.items()}
     views["ledger"] = "SELECT * FROM " + (
         _parquet_source(out_dir, ledger_pattern, LEDGER_COLUMNS) if head is not None
         else _empty_source(LEDGER_COLUMNS))

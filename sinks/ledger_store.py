@@ -1,57 +1,134 @@
-"""The ledger on disk (SPEC §7): OUT/ledger/HEAD.json names the last settled batch and is
-written last, so a run killed at any point leaves the previous complete state.
+"""The ledger on disk (SPEC §7, §10): OUT/ledger/HEAD.json names the last settled batch and the
+size and sha256 of every file the ledger relies on; it is written last, the commit point, so a
+run killed at any point leaves the previous complete state. Paths come from sinks.layout.
 
-  OUT/ledger/HEAD.json                              LedgerHead
-  OUT/ledger/settled_quantities/batch=<B>.parquet   quantity per pricing key through B
-  OUT/ledger/cumulative/batch=<B>.parquet           cumulative wei per (consumer, payee) through B
-  OUT/ledger/tariff.json                            canonical tariff of the last batch
-  OUT/events/batch=<b>/*.parquet  (b <= HEAD.batch) the settled events with their content
+Before a run uses the ledger it checks every recorded file against HEAD (LedgerStore.verify): a
+settled event part deleted, truncated or edited would otherwise make its events look new and be
+paid twice. A damaged ledger is refused (LedgerDamaged, exit 1) naming the file.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from settlement.errors import LedgerMismatch
-from settlement.ledger import LedgerHead
-from settlement.tariff import Tariff
-from sinks import atomic
+from settlement.ledger import FileDigest, LedgerDamaged, LedgerHead
+from sinks import layout
+from sinks.layout import batch_dir  # noqa: F401  (kept for callers of the old name)
 
-OUTPUT_TREES = ("events", "settlement_lines", "batches")
+OUTPUT_TREES = layout.OUTPUT_TREES
+HASH_CHUNK = 1 << 22
 
 
-def batch_dir(out: Path, tree: str, batch: int) -> Path:
-    return Path(out) / tree / (str(batch) if tree == "batches" else f"batch={batch}")
+def file_digest(path: Path) -> FileDigest:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, digest.hexdigest())
+
+
+def _restore_hint(name: str, expected: FileDigest) -> str:
+    return (f"restore OUT/{name} from a backup (HEAD.json records {expected.size} bytes, sha256 "
+            f"{expected.sha256}); if no copy exists, start a new --output directory and settle every "
+            "input again")
 
 
 class LedgerStore:
     def __init__(self, out: Path):
         self.out = Path(out)
-        self.root = self.out / "ledger"
+        self.root = layout.ledger_dir(self.out)
 
     def head(self) -> LedgerHead | None:
-        path = self.root / "HEAD.json"
-        if not path.exists():
+        return layout.read_head(self.out)
+
+    # ---------------------------------------------------------------- checking the ledger
+
+    def damage(self, head: LedgerHead | None, hash_files: bool = True, batch: int | None = None) -> list[str]:
+        """Why each damaged file of the ledger is damaged (empty when every file is as HEAD
+        records it). hash_files=False checks sizes only; `batch`: only that batch's files."""
+        if head is None or not head.files:
+            return []
+        problems = []
+        names = sorted(head.files)
+        if batch is not None:
+            names = [n for n in names if layout.batch_of_file(n) == batch]
+
+        def check(name: str) -> str | None:
+            expected = head.files[name]
+            path = layout.resolve(self.out, name)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                return f"{path} is missing; {_restore_hint(name, expected)}"
+            except OSError as exc:
+                return f"{path} cannot be read ({exc}); {_restore_hint(name, expected)}"
+            if size != expected.size:
+                return (f"{path} is {size} bytes, not the {expected.size} bytes it was committed with "
+                        f"(truncated or changed); {_restore_hint(name, expected)}")
+            if hash_files:
+                try:
+                    actual = file_digest(path)
+                except OSError as exc:
+                    return f"{path} cannot be read ({exc}); {_restore_hint(name, expected)}"
+                if actual.sha256 != expected.sha256:
+                    return (f"{path} was changed after it was committed (sha256 {actual.sha256}, "
+                            f"not {expected.sha256}); {_restore_hint(name, expected)}")
             return None
-        try:
-            return LedgerHead.from_json(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise LedgerMismatch(f"ledger head {path} is unreadable ({exc}); restore it from a backup "
-                                 "or start a new --output directory") from None
+
+        # hashlib releases the GIL on large reads: two files at a time
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
+            problems.extend(p for p in pool.map(check, names) if p)
+        problems.extend(self._unrecorded(head, batch))
+        return problems
+
+    def _unrecorded(self, head: LedgerHead, only: int | None = None) -> list[str]:
+        """Settled-event or batch files of committed batches that HEAD does not record: a part
+        slipped in after the commit would change what the batch holds."""
+        found = []
+        for tree in layout.OUTPUT_TREES:
+            base = self.out / tree
+            if not base.is_dir():
+                continue
+            for child in base.iterdir():
+                number = layout.batch_number_of(child.name)
+                if number is None or number > head.batch or not child.is_dir() or only not in (None, number):
+                    continue
+                for path in child.iterdir():
+                    if path.name.startswith("."):
+                        continue  # an atomic writer's temp file
+                    if layout.relative(self.out, path) not in head.files:
+                        found.append(f"{path} is not part of committed batch {number} (HEAD.json does "
+                                     "not record it): remove it, or restore the output directory from "
+                                     "a backup")
+        return found
+
+    def verify(self, head: LedgerHead | None) -> None:
+        """Refuse (LedgerDamaged) a ledger whose files are missing, truncated or changed."""
+        problems = self.damage(head)
+        if problems:
+            more = f" (and {len(problems) - 1} more problem(s); `meterroot verify --output {self.out}` lists them)" \
+                if len(problems) > 1 else ""
+            raise LedgerDamaged(f"the ledger of {self.out} is damaged: {problems[0]}{more}")
+
+    # ---------------------------------------------------------------- what a run continues from
 
     def _snapshot(self, name: str, batch: int) -> pa.Table | None:
         if batch == 0:
             return None
-        path = self.root / name / f"batch={batch}.parquet"
+        path = layout.snapshot_path(self.out, name, batch)
         try:
             return pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as exc:
-            raise LedgerMismatch(f"ledger file {path} is missing or corrupt ({exc}); the ledger cannot "
-                                 "be continued: restore OUT/ledger from a backup") from None
+            raise LedgerDamaged(f"ledger file {path} is missing or corrupt ({exc}); the ledger cannot "
+                                "be continued: restore OUT/ledger from a backup") from None
 
     def settled_quantities(self, head: LedgerHead | None) -> pa.Table | None:
         return self._snapshot("settled_quantities", head.batch) if head else None
@@ -60,36 +137,70 @@ class LedgerStore:
         return self._snapshot("cumulative", head.batch) if head else None
 
     def settled_event_files(self, head: LedgerHead | None) -> list[str]:
+        """The settled event parts of batches 1..HEAD: those HEAD records (a ledger written
+        before HEAD recorded files: those on disk)."""
         if head is None:
             return []
+        if head.files:
+            return [str(layout.resolve(self.out, name)) for name in sorted(head.files)
+                    if name.startswith("events/") and name.endswith(".parquet")
+                    and (layout.batch_of_file(name) or 0) <= head.batch]
         files = []
         for b in range(1, head.batch + 1):
-            files.extend(str(p) for p in sorted(batch_dir(self.out, "events", b).glob("*.parquet")))
+            files.extend(str(p) for p in sorted(layout.events_dir(self.out, b).glob("*.parquet")))
         return files
 
     def discard_unfinished(self, head: LedgerHead | None) -> list[Path]:
         """Remove outputs of batches beyond HEAD: the remains of a run killed before its commit."""
         settled = head.batch if head else 0
         removed = []
-        for tree in OUTPUT_TREES:
+        for tree in layout.OUTPUT_TREES:
             base = self.out / tree
-            if not base.exists():
+            if not base.is_dir():
                 continue
             for child in base.iterdir():
-                name = child.name.removeprefix("batch=")
-                if name.isdigit() and int(name) > settled:
+                number = layout.batch_number_of(child.name)
+                if number is not None and number > settled:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
                     removed.append(child)
-        for name in ("settled_quantities", "cumulative"):
-            for child in (self.root / name).glob("batch=*.parquet"):
-                number = child.stem.removeprefix("batch=")
-                if number.isdigit() and int(number) > settled:
+        for name in layout.LEDGER_SNAPSHOTS:
+            folder = self.root / name
+            if not folder.is_dir():
+                continue
+            for child in folder.glob("batch=*.parquet"):
+                number = layout.batch_number_of(child.name)
+                if number is not None and number > settled:
                     child.unlink()
         return removed
 
-    def commit(self, head: LedgerHead, quantities: pa.Table, cumulative: pa.Table, tariff: Tariff) -> None:
-        """Write the snapshots of `head.batch`, then HEAD.json: the commit point of the run."""
-        atomic.write_parquet(self.root / "settled_quantities" / f"batch={head.batch}.parquet", quantities)
-        atomic.write_parquet(self.root / "cumulative" / f"batch={head.batch}.parquet", cumulative)
-        atomic.write_json(self.root / "tariff.json", tariff.canonical() | {"hash": tariff.hash})
-        atomic.write_json(self.root / "HEAD.json", head.to_json())
+    # ---------------------------------------------------------------- the commit point
+
+    def batch_files(self, batch: int) -> list[Path]:
+        """Every file of `batch` the next HEAD records: its settled events, lines, quarantine,
+        tree, manifest and ledger snapshots (those the run wrote)."""
+        paths = sorted(layout.events_dir(self.out, batch).glob("part-*.parquet"))
+        for path in (layout.lines_path(self.out, batch), layout.quarantine_path(self.out, batch),
+                     layout.tree_path(self.out, batch), layout.manifest_path(self.out, batch),
+                     layout.quantities_path(self.out, batch), layout.cumulative_path(self.out, batch),
+                     layout.probes_path(self.out, batch), layout.probe_quarantine_path(self.out, batch),
+                     layout.availability_path(self.out, batch)):
+            if path.exists():
+                paths.append(path)
+        return paths
+
+    def commit(self, head: LedgerHead, previous: LedgerHead | None, tariff_json: dict) -> LedgerHead:
+        """Record the digests of `head.batch`'s files, then write HEAD.json: the commit point.
+        Returns the head as written."""
+        layout.write_json(layout.tariff_path(self.out), tariff_json)
+        files = dict(previous.files) if previous else {}
+        if previous is not None and not previous.files:  # a ledger from before digests: record it now
+            for b in range(1, previous.batch + 1):
+                for path in self.batch_files(b):
+                    files[layout.relative(self.out, path)] = file_digest(path)
+        new = self.batch_files(head.batch) + [layout.tariff_path(self.out)]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="digest") as pool:
+            for path, digest in zip(new, pool.map(file_digest, new)):
+                files[layout.relative(self.out, path)] = digest
+        head = replace(head, files=files)
+        layout.write_json(layout.head_path(self.out), head.to_json())
+        return head

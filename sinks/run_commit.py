@@ -1,6 +1,7 @@
-"""Committing a run (SPEC §7): what the pipeline left in OUT/.staging becomes the batch's
-manifest, quarantine and run.json, and the ledger head is written last, the commit point.
-Shared by the batch job and the streaming writer."""
+"""Committing a run (SPEC §7, §10): what the pipeline left in the run's staging folder becomes
+the batch's manifest and quarantine; the ledger head, recording the digest of every file, is the
+commit point; run.json is written after it and describes it. Shared by the batch job and the
+streaming writer."""
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,9 @@ from settlement.errors import InvariantBroken
 from settlement.ledger import LedgerHead
 from settlement.manifest import build_manifest, input_counts, totals
 from settlement.tariff import Tariff
-from sinks import atomic
+from sinks import atomic, layout
 from sinks.batch_outputs import staging_dir
-from sinks.ledger_store import LedgerStore, batch_dir
+from sinks.ledger_store import LedgerStore
 
 
 @dataclass
@@ -40,58 +41,57 @@ def _failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _read_staged(out: Path, name: str, default):
-    path = staging_dir(out) / name
+def _read_staged(staging: Path, name: str, default):
+    path = staging / name
     return json.loads(path.read_text()) if path.exists() else default
 
 
 def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | None, batch: int,
-               chain_id: int, registry: str, store: LedgerStore) -> RunResult:
-    """Everything the pipeline left in staging becomes the run's outputs; the ledger head last."""
-    counts = _read_staged(out, "counts.json", [])
-    digests = _read_staged(out, "digests.json", {})
-    summary = _read_staged(out, "batch.json", None)
+               chain_id: int, registry: str, store: LedgerStore, staging: Path | None = None) -> RunResult:
+    """Everything the pipeline left in staging becomes the run's outputs; the ledger head is the
+    commit point, and run.json (which describes HEAD) is written after it."""
+    staging = Path(staging) if staging is not None else staging_dir(out)
+    counts = _read_staged(staging, "counts.json", [])
+    digests = _read_staged(staging, "digests.json", {})
+    summary = _read_staged(staging, "batch.json", None)
     inputs = input_counts(counts, digests, paths)
     for entry in inputs:
         if entry["read"] != entry["accepted"] + entry["duplicates"] + entry["quarantined"]:
             raise InvariantBroken(f"counts of {entry['path']} do not add up: {entry}")
     total = totals(inputs)
-    quarantine = staging_dir(out) / "quarantine.parquet"
+    quarantine = staging / "quarantine.parquet"
     appended = summary is not None
     manifest = None
+    committed = head
     if appended:
-        if quarantine.exists():
+        if quarantine.exists() and pq.read_metadata(quarantine).num_rows:
             table = pq.read_table(quarantine)
             table = table.set_column(0, "batch", pa.array([batch] * table.num_rows, pa.int64()))
-            atomic.write_parquet(batch_dir(out, "quarantine", batch) / "part-0.parquet", table)
+            atomic.write_parquet(layout.quarantine_path(out, batch), table)
         previous = head.roots.get(head.batch) if head else None
         manifest = build_manifest(summary, tariff, chain_id, registry, inputs, previous)
-        availability = _read_staged(out, "availability.json", None)  # sinks/availability_files.py
+        availability = _read_staged(staging, "availability.json", None)  # sinks/availability_files.py
         if availability is not None:
             manifest["availability"] = availability
-        atomic.write_json(batch_dir(out, "batches", batch) / "manifest.json", manifest)
+        atomic.write_json(layout.manifest_path(out, batch), manifest)
         message = (f"settled batch {batch}: {total['accepted']} events accepted, root {summary['root']}, "
                    f"{summary['leaf_count']} leaves, total {summary['total']} wei")
+        _failpoint("before-ledger-head")
+        new_head = LedgerHead(batch=batch, epoch_seconds=tariff.epoch_seconds, chain_id=chain_id,
+                              registry=registry, tariff_hash=tariff.hash,
+                              roots={**(head.roots if head else {}), batch: summary["root"]})
+        committed = store.commit(new_head, head, tariff.canonical() | {"hash": tariff.hash})
+        _failpoint("after-ledger-head")
     else:
         if quarantine.exists() and pq.read_metadata(quarantine).num_rows:
             digest = atomic.dumps_json(inputs)
             name = hashlib.sha256(digest).hexdigest()[:16]
-            atomic.write_parquet(Path(out) / "quarantine" / "unbatched" / f"run-{name}.parquet",
+            atomic.write_parquet(layout.unbatched_quarantine_dir(out) / f"run-{name}.parquet",
                                  pq.read_table(quarantine))
         message = "nothing new to settle: no batch appended"
     _failpoint("before-run-json")
-    run = {**total, "batch": batch if appended else None, "inputs": inputs, "message": message,
-           "tariff_hash": tariff.hash}
-    if appended:
-        new_head = LedgerHead(batch=batch, epoch_seconds=tariff.epoch_seconds, chain_id=chain_id,
-                              registry=registry, tariff_hash=tariff.hash,
-                              roots={**(head.roots if head else {}), batch: summary["root"]})
-        quantities = pq.read_table(store.root / "settled_quantities" / f"batch={batch}.parquet")
-        cumulative = pq.read_table(store.root / "cumulative" / f"batch={batch}.parquet")
-        atomic.write_json(Path(out) / "run.json", run)
-        _failpoint("before-ledger-head")
-        store.commit(new_head, quantities, cumulative, tariff)
-    else:
-        atomic.write_json(Path(out) / "run.json", run)
-    shutil.rmtree(staging_dir(out), ignore_errors=True)
+    run = {**total, "batch": batch if appended else None, "head": committed.batch if committed else 0,
+           "inputs": inputs, "message": message, "tariff_hash": tariff.hash}
+    atomic.write_json(layout.run_path(out), run)
+    shutil.rmtree(staging, ignore_errors=True)
     return RunResult(batch if appended else None, run, manifest)

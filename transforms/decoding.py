@@ -6,6 +6,8 @@ file holds comes out, readable or not: nothing is skipped here.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from settlement.events import (FIELDS, KIND_FLOAT, KIND_INTEGER, KIND_MISSING, KIND_OTHER,
+from settlement.events import (FIELDS, REQUIRED_FIELDS, KIND_FLOAT, KIND_INTEGER, KIND_MISSING, KIND_OTHER,
                                KIND_STRING, RAW_SCHEMA, kind_column)
 from settlement import duck
 from settlement.errors import InvalidInput
@@ -72,11 +74,16 @@ def _raw_table(n: int, source: str, first_no: int, columns: dict) -> pa.Table:
 _STRUCT = "{" + ", ".join(f'"{f}": "JSON"' for f in FIELDS) + "}"
 _FIELD_TEXTS = ", ".join(f'j."{f}"::VARCHAR AS "{f}"' for f in FIELDS)
 # A line that starts with "{" and parses is an object; only the others need their JSON type.
+# A key given twice in one object is `malformed` (JSON parsers disagree on which copy wins).
+_DUPLICATE_KEYS = "len(json_keys({doc})) <> len(list_distinct(json_keys({doc})))"
 _JSONL_FAST = f"""SELECT CASE WHEN starts_with(line, '{{') THEN 'OBJECT' ELSE json_type(line) END AS top,
+    {_DUPLICATE_KEYS.format(doc="line")} AS duplicate_keys,
     {_FIELD_TEXTS} FROM (SELECT line, json_transform(line, '{_STRUCT}') AS j FROM lines)"""
 # Fallback for a block with a line that is not JSON at all: json_transform raises on it, so the
 # block is parsed again through try_cast, which marks the bad lines (their top is null).
-_JSONL_TOLERANT = f"""SELECT json_type(doc) AS top, {_FIELD_TEXTS}
+_JSONL_TOLERANT = f"""SELECT json_type(doc) AS top,
+    CASE WHEN json_type(doc) = 'OBJECT' THEN {_DUPLICATE_KEYS.format(doc="doc")} END AS duplicate_keys,
+    {_FIELD_TEXTS}
     FROM (SELECT doc, json_transform(doc, '{_STRUCT}') AS j
           FROM (SELECT try_cast(line AS JSON) AS doc FROM lines))"""
 
@@ -156,8 +163,20 @@ def _json_field(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return value, kind
 
 
-def _malformed_json(top: pa.Array) -> pa.Array:
-    """Why each line is not a JSON object, or null where it is one."""
+def _malformed_json(top: pa.Array, duplicate_keys: pa.Array | None = None,
+                    not_utf8: np.ndarray | None = None) -> pa.Array:
+    """Why each line is not a JSON object (or an object with a key given twice, or not UTF-8
+    text), or null where it is a good one."""
+    reason = _malformed_top(top)
+    if duplicate_keys is not None and pc.any(pc.fill_null(duplicate_keys, False)).as_py():
+        reason = pc.if_else(pc.fill_null(duplicate_keys, False),
+                            "a JSON object with a key given more than once", reason)
+    if not_utf8 is not None and not_utf8.any():
+        reason = pc.if_else(pa.array(not_utf8), "not valid UTF-8 text", reason)
+    return reason
+
+
+def _malformed_top(top: pa.Array) -> pa.Array:
     if pc.all(pc.fill_null(pc.equal(top, "OBJECT"), False)).as_py():
         return pa.nulls(len(top), pa.string())
     return pc.if_else(
@@ -181,13 +200,15 @@ class JsonLinesDecoder:
         except duckdb.InvalidInputException:
             return duck.query(_JSONL_TOLERANT, tables)
 
-    def decode(self, lines: pa.Array, source: str, record_no) -> pa.Table:
+    def decode(self, lines: pa.Array, source: str, record_no, not_utf8: np.ndarray | None = None) -> pa.Table:
         """Raw records of `lines` (each a JSON text, a trailing line break allowed);
-        `record_no`: the first record's number, or an array of each record's number."""
+        `record_no`: the first record's number, or an array of each record's number;
+        `not_utf8`: mask of the lines that were not UTF-8 (their text escapes the bad bytes)."""
         if isinstance(lines, pa.ChunkedArray):
             lines = lines.combine_chunks()
         out = self._query(lines)
-        columns = {"record": lines, "malformed": _malformed_json(out.column("top").combine_chunks())}
+        columns = {"record": lines, "malformed": _malformed_json(
+            out.column("top").combine_chunks(), out.column("duplicate_keys").combine_chunks(), not_utf8)}
         for field in FIELDS:
             columns[field], columns[kind_column(field)] = _json_field(out.column(field))
         if not isinstance(record_no, int):
@@ -197,8 +218,8 @@ class JsonLinesDecoder:
 
     def decode_block(self, block: bytes, source: str) -> tuple[pa.Table, int]:
         """(raw records of a block of whole lines, numbered from 0 within it; its line count)."""
-        lines, numbers, count = split_lines(block)
-        return self.decode(lines, source, numbers), count
+        lines, numbers, count, not_utf8 = split_lines(block, with_encoding=True)
+        return self.decode(lines, source, numbers, not_utf8), count
 
     def read(self, stream: BinaryIO, source: str) -> Iterator[pa.Table]:
         """Raw records of a stream of JSON lines, a table per block."""
@@ -221,7 +242,9 @@ class JsonLinesDecoder:
 
         with ThreadPoolExecutor(max_workers=PREFETCH_BLOCKS, thread_name_prefix="decode") as pool:
             try:
-                for block in blocks:
+                for n, block in enumerate(blocks):
+                    if n == 0 and bytes(block[:3]) == UTF8_BOM:  # a byte order mark is no record
+                        block = block[3:]
                     pending.append(pool.submit(self.decode_block, block, source))
                     if len(pending) > PREFETCH_BLOCKS:
                         yield numbered(pending.popleft())
@@ -282,10 +305,33 @@ def buffer_blocks(buffer: pa.Buffer) -> Iterator[pa.Buffer]:
         start = end
 
 
-def split_lines(block: bytes) -> tuple[pa.Array, pa.Array, int]:
-    """(non-empty lines of `block`, their line numbers counted from 0, the block's line count).
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _escaped_lines(block: bytes) -> tuple[pa.Array, np.ndarray]:
+    """The lines of a block that is not all UTF-8: each valid line as it is, each invalid one
+    with its bad bytes written as \\xNN escapes (kept for the quarantine), and the mask of the
+    invalid ones. Nothing is silently replaced: the invalid lines are `malformed`."""
+    texts, bad = [], []
+    raw_lines = bytes(block).split(b"\n")
+    last = raw_lines.pop()
+    for raw in raw_lines + ([last] if last else []):
+        try:
+            text = raw.decode("utf-8")
+            bad.append(False)
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="backslashreplace")
+            bad.append(True)
+        texts.append(text)
+    ends = [t + "\n" for t in texts[:len(raw_lines)]] + texts[len(raw_lines):]
+    return pa.array(ends, pa.string()), np.array(bad, dtype=bool)
+
+
+def split_lines(block: bytes, with_encoding: bool = False):
+    """(non-empty lines of `block`, their line numbers counted from 0, the block's line count
+    [, mask of the lines that are not UTF-8 when with_encoding]).
     Each line keeps its line break; a line empty but for it is no record ("  " is a malformed
-    one). A block that is not UTF-8 goes the slow way, its bad bytes replaced."""
+    one). A block that is not UTF-8 goes the slow way: its invalid lines are marked."""
     data = np.frombuffer(block, np.uint8)
     ends = np.flatnonzero(data == 10) + 1
     if not len(ends) or ends[-1] != len(data):
@@ -293,12 +339,11 @@ def split_lines(block: bytes) -> tuple[pa.Array, pa.Array, int]:
     offsets = np.zeros(len(ends) + 1, np.int32)
     offsets[1:] = ends
     lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(block))
+    not_utf8 = None
     try:
         lines.validate(full=True)
     except pa.ArrowInvalid:
-        texts = bytes(block).decode("utf-8", errors="replace").split("\n")
-        last = texts.pop()
-        lines = pa.array([t + "\n" for t in texts] + ([last] if last else []), pa.string())
+        lines, not_utf8 = _escaped_lines(block)
         offsets, data = _offsets(lines)
     count = len(lines)
     length = np.diff(offsets)
@@ -312,8 +357,9 @@ def split_lines(block: bytes) -> tuple[pa.Array, pa.Array, int]:
     numbers = pa.array(np.arange(count, dtype=np.int64))
     if blank.any():
         present = pa.array(~blank)
-        return lines.filter(present), numbers.filter(present), count
-    return lines, numbers, count
+        lines, numbers = lines.filter(present), numbers.filter(present)
+        not_utf8 = not_utf8[~blank] if not_utf8 is not None else None
+    return (lines, numbers, count, not_utf8) if with_encoding else (lines, numbers, count)
 
 
 # --- CSV --------------------------------------------------------------------------------------
@@ -323,24 +369,84 @@ def _kind_of_text(column: pa.Array) -> pa.Array:
     return pc.if_else(empty, KIND_MISSING, KIND_STRING)
 
 
+HEADER_PEEK = 1 << 20
+
+
+def _schema_refusal(source: str, fmt: str, names: list[str]) -> InvalidInput:
+    missing = [f for f in REQUIRED_FIELDS if f not in names]
+    shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    hint = (" (a CSV needs a header row, comma-separated)" if fmt == "CSV" else "")
+    return InvalidInput(f"input {source} cannot be read as usage {fmt}: its columns [{shown}] do not name "
+                        f"the fields {', '.join(missing)}{hint}; give it the columns "
+                        f"{', '.join(FIELDS)} (token_id optional)")
+
+
+def _csv_header(stream, source: str) -> list[str] | None:
+    """The column names of a CSV's header row (None for an empty file); refuses a header that
+    is not UTF-8 or longer than HEADER_PEEK bytes. The stream is only peeked, not consumed."""
+    head = stream.peek(HEADER_PEEK)[:HEADER_PEEK]
+    if not head:
+        return None
+    end = head.find(b"\n")
+    if end < 0 and len(head) >= HEADER_PEEK:
+        raise InvalidInput(f"input {source}: its first line is longer than {HEADER_PEEK} bytes, not a CSV "
+                           f"header; give it a header row naming the columns {', '.join(FIELDS)}")
+    line = head[: end if end >= 0 else len(head)].removeprefix(UTF8_BOM).rstrip(b"\r")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"input {source}: its CSV header is not valid UTF-8 ({exc}); write the header "
+                           f"row as UTF-8 text naming the columns {', '.join(FIELDS)}") from None
+    return next(csv.reader([text]), [])
+
+
+def _utf8_texts(column: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """A binary column as text, and the mask of the values that are not UTF-8 (those escape
+    their bad bytes as \\xNN), or None when every value is UTF-8."""
+    try:
+        return column.cast(pa.string()), None
+    except pa.ArrowInvalid:
+        texts, bad = [], []
+        for value in column.to_pylist():
+            if value is None:
+                texts.append(None)
+                bad.append(False)
+                continue
+            try:
+                texts.append(value.decode("utf-8"))
+                bad.append(False)
+            except UnicodeDecodeError:
+                texts.append(value.decode("utf-8", errors="backslashreplace"))
+                bad.append(True)
+        return pa.array(texts, pa.string()), np.array(bad, dtype=bool)
+
+
 def read_csv(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
+    """CSV with a header row naming the schema's columns (refused whole otherwise: a file
+    without a header would lose its first row into the header). Cells are read as bytes: a
+    cell that is not UTF-8 makes its row `malformed`."""
     bad_rows = []
 
     def keep_invalid(row):
         bad_rows.append(row.text)
         return "skip"
 
+    stream = stream if hasattr(stream, "peek") else io.BufferedReader(stream, buffer_size=HEADER_PEEK)
+    names = _csv_header(stream, source)
+    if names is None:
+        return
+    if any(f not in names for f in REQUIRED_FIELDS):
+        raise _schema_refusal(source, "CSV", names)
+    wanted = [f for f in FIELDS if f in names]
     try:
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(invalid_row_handler=keep_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={f: pa.string() for f in FIELDS}, strings_can_be_null=False,
-                include_columns=None))
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV file" in str(exc):
-            return
+                column_types={f: pa.binary() for f in wanted}, strings_can_be_null=False,
+                include_columns=wanted))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise InvalidInput(f"input {source} cannot be read as CSV: {exc}; it needs a header row "
                            f"naming the columns {', '.join(FIELDS)}") from None
     header = reader.schema.names
@@ -349,28 +455,43 @@ def read_csv(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
         for batch in reader:
             n = batch.num_rows
             columns = {}
+            not_utf8 = np.zeros(n, dtype=bool)
             for f in FIELDS:
                 if f in header:
-                    col = batch.column(header.index(f)).cast(pa.string())
+                    col, bad = _utf8_texts(batch.column(header.index(f)))
+                    if bad is not None:
+                        not_utf8 |= bad
                     kind = _kind_of_text(col)
                     columns[f] = pc.if_else(pc.equal(kind, KIND_MISSING), pa.scalar(None, pa.string()), col)
                     columns[kind_column(f)] = kind
                 else:
                     columns[kind_column(f)] = pa.array([KIND_MISSING] * n, pa.string())
+            if not_utf8.any():
+                columns["malformed"] = pc.if_else(pa.array(not_utf8), "a CSV row that is not valid UTF-8 text",
+                                                  pa.scalar(None, pa.string()))
             yield _raw_table(n, source, next_no, columns)
             next_no += n
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise InvalidInput(f"input {source} cannot be read as CSV: {exc}") from None
     if bad_rows:
         n = len(bad_rows)
         yield _raw_table(n, source, next_no, {
             "record": pa.array(bad_rows, pa.string()),
             "malformed": pa.array([f"a CSV row whose column count differs from the header "
-                                   f"({len(header)} columns)"] * n, pa.string()),
+                                   f"({len(names)} columns)"] * n, pa.string()),
         })
 
 
 # --- Parquet ----------------------------------------------------------------------------------
+
+def _floor_divide(values: pa.Array, divisor: int) -> pa.Array:
+    """values // divisor in int64, rounding toward minus infinity (Arrow's divide truncates)."""
+    if divisor == 1:
+        return values
+    quotient = pc.divide(values, divisor)
+    below = pc.less(pc.subtract(values, pc.multiply(quotient, divisor)), 0)
+    return pc.subtract(quotient, pc.cast(below, pa.int64()))
+
 
 def _parquet_column(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(text, kind) of an Arrow column of any type."""
@@ -379,7 +500,11 @@ def _parquet_column(column: pa.Array) -> tuple[pa.Array, pa.Array]:
         text = column.cast(pa.string())
         kind = KIND_INTEGER
     elif pa.types.is_timestamp(t):
-        text = column.cast(pa.timestamp("ms", tz=t.tz)).cast(pa.int64()).cast(pa.string())
+        # SPEC §1: digits below 1 ms are truncated (floored, so a time before 1970 stays before)
+        ticks = column.cast(pa.int64())
+        per_ms = {"s": None, "ms": 1, "us": 1000, "ns": 1_000_000}[t.unit]
+        ms = pc.multiply_checked(ticks, 1000) if per_ms is None else _floor_divide(ticks, per_ms)
+        text = ms.cast(pa.string())
         kind = KIND_INTEGER
     elif pa.types.is_floating(t) or pa.types.is_decimal(t):
         text = column.cast(pa.string())
@@ -395,19 +520,33 @@ def _parquet_column(column: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def read_parquet(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
+    """Parquet whose columns name the schema (refused whole otherwise). String values that are
+    not UTF-8 (Arrow does not check them on read) make their row `malformed`."""
     try:
         parquet = pq.ParquetFile(stream)
         names = parquet.schema_arrow.names
+        if any(f not in names for f in REQUIRED_FIELDS):
+            raise _schema_refusal(source, "Parquet", names)
         wanted = [f for f in FIELDS if f in names]
         next_no = 1
         for batch in parquet.iter_batches(batch_size=1 << 18, columns=wanted):
             n = batch.num_rows
             columns = {}
+            not_utf8 = np.zeros(n, dtype=bool)
             for f in FIELDS:
                 if f in wanted:
-                    columns[f], columns[kind_column(f)] = _parquet_column(batch.column(wanted.index(f)))
+                    column = batch.column(wanted.index(f))
+                    if pa.types.is_dictionary(column.type):
+                        column = column.cast(column.type.value_type)
+                    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                        column, bad = _utf8_texts(column.cast(pa.large_binary()))
+                        not_utf8 |= bad if bad is not None else False
+                    columns[f], columns[kind_column(f)] = _parquet_column(column)
                 else:
                     columns[kind_column(f)] = pa.array([KIND_MISSING] * n, pa.string())
+            if not_utf8.any():
+                columns["malformed"] = pc.if_else(pa.array(not_utf8), "a Parquet row with a string that is not "
+                                                  "valid UTF-8", pa.scalar(None, pa.string()))
             yield _raw_table(n, source, next_no, columns)
             next_no += n
     except (pa.ArrowInvalid, OSError) as exc:

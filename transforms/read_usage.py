@@ -1,21 +1,23 @@
 """ReadUsageRecords: usage files (any Beam file system) -> Arrow tables of raw records."""
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
-import mmap
+import io
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from typing import Tuple
+import zlib
+from typing import BinaryIO, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
+import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from settlement.errors import InvalidInput
 from transforms import coders  # noqa: F401  (registers the pa.Table coder)
-from transforms.decoding import JsonLinesDecoder, buffer_blocks, decode_stream, format_of
+from transforms.decoding import decode_stream, format_of
 from transforms.progress import records_read
 
 DIGESTS = "digests"
@@ -31,16 +33,30 @@ def file_digest(path: str) -> str:
 
 
 class HashingReader:
-    """A read-only stream that hashes what passes through it, so a file is read once."""
+    """A read-only stream that hashes (and counts) what passes through it, so a file is read once."""
 
     def __init__(self, handle):
         self.handle = handle
         self.sha256 = hashlib.sha256()
+        self.count = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
         self.sha256.update(data)
+        self.count += len(data)
         return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.closed = True
 
     def hexdigest(self) -> str:
         while self.read(1 << 22):  # whatever the decoder left unread
@@ -48,20 +64,85 @@ class HashingReader:
         return self.sha256.hexdigest()
 
 
+class _ZstdReader(io.RawIOBase):
+    """Every zstd frame of a stream, decompressed; a stream that ends inside a frame raises
+    EOFError (zstandard's own stream reader returns what it has, silently)."""
+
+    def __init__(self, raw):
+        super().__init__()
+        self.raw = raw
+        self.dctx = zstandard.ZstdDecompressor()
+        self.frame = None
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending:
+            chunk = self.raw.read(1 << 20)
+            if not chunk:
+                if self.frame is not None and not self.frame.eof:
+                    raise EOFError("the zstd stream ends inside a frame (truncated)")
+                return 0
+            out = []
+            while chunk:
+                if self.frame is None or self.frame.eof:
+                    self.frame = self.dctx.decompressobj()
+                out.append(self.frame.decompress(chunk))
+                chunk = self.frame.unused_data if self.frame.eof else b""
+            self.pending = b"".join(out)
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+_DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError, ValueError)
+
+
+def _local_stream(path: str, raw) -> BinaryIO:
+    """The decompressed stream of a local file, by its extension; whole-stream checks included
+    (gzip and bz2 read every member and raise on a truncated one; zstd: _ZstdReader)."""
+    lowered = path.lower()
+    if lowered.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if lowered.endswith(".bz2"):
+        return bz2.BZ2File(raw, mode="rb")
+    if lowered.endswith(".zst"):
+        return io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 20)
+    return raw
+
+
+def _identity(stat: os.stat_result) -> tuple:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _changed(path: str, before: os.stat_result, hashed_bytes: int | None) -> str | None:
+    """Why the file at `path` is not the one whose reading started, or None."""
+    try:
+        after = os.stat(path)
+    except OSError as exc:
+        return f"it disappeared while being read ({exc})"
+    if _identity(after) != _identity(before):
+        return (f"it changed while being read (size {before.st_size} -> {after.st_size} bytes, "
+                "or its modification time or inode changed)")
+    if hashed_bytes is not None and hashed_bytes != before.st_size:
+        return f"{hashed_bytes} bytes were read of its {before.st_size} (it was truncated or grew while read)"
+    return None
+
+
 class _DecodeFile(beam.DoFn):
     def process(self, path: str):
         fmt = format_of(path)
-        compression = CompressionTypes.detect_compression_type(path)
-        if fmt == "jsonl" and compression == CompressionTypes.UNCOMPRESSED and FileSystems.get_scheme(path) is None:
-            yield from self._mapped_json_lines(path)
+        if FileSystems.get_scheme(path) is None:
+            yield from self._local(path, fmt)
             return
+        compression = CompressionTypes.detect_compression_type(path)
         try:
             handle = FileSystems.open(path, compression_type=CompressionTypes.AUTO)
         except (OSError, IOError) as exc:
             raise InvalidInput(f"input {path} cannot be opened: {exc}") from None
-        # JSON lines are read front to back by our own reader and hashed on the way; CSV and
-        # Parquet go to Arrow's readers and compressed files are hashed as stored, so those are
-        # read a second time for their digest.
         hashing = fmt == "jsonl" and compression == CompressionTypes.UNCOMPRESSED
         with handle:
             stream = HashingReader(handle) if hashing else handle
@@ -71,36 +152,35 @@ class _DecodeFile(beam.DoFn):
             digest = stream.hexdigest() if hashing else file_digest(path)
         yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
 
-    def _mapped_json_lines(self, path: str):
-        """A local JSON lines file, memory-mapped: decoded in place and hashed beside it. Once
-        a block's records are out, its pages leave the process (MADV_DONTNEED: a page touched
-        again is read back from the page cache), so a file of any size costs a few blocks."""
+    def _local(self, path: str, fmt: str):
+        """A local file, read front to back once and hashed as stored on the way (Parquet, which
+        needs to seek, is hashed on its own). The whole stream must decompress, and the file
+        must be the same before and after: anything else refuses the file (exit 2)."""
         try:
-            with open(path, "rb") as handle:
-                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) \
-                    if os.fstat(handle.fileno()).st_size else None
-        except (OSError, ValueError) as exc:
+            raw_file = open(path, "rb")
+        except OSError as exc:
             raise InvalidInput(f"input {path} cannot be opened: {exc}") from None
-        buffer = pa.py_buffer(mapped if mapped is not None else b"")
-        sha256 = hashlib.sha256()
-        in_flight: deque = deque()  # (block, its hashing) in file order
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
-            def blocks():
-                for block in buffer_blocks(buffer):
-                    in_flight.append((block, hasher.submit(sha256.update, block)))
-                    yield block
-
-            for table in JsonLinesDecoder().read_blocks(blocks(), path):
-                records_read().add(table.num_rows)
-                yield table
-                block, hashed = in_flight.popleft()
-                hashed.result()
-                if hasattr(mmap, "MADV_DONTNEED"):  # Linux and the BSDs
-                    offset = block.address - buffer.address
-                    start = offset // mmap.PAGESIZE * mmap.PAGESIZE
-                    mapped.madvise(mmap.MADV_DONTNEED, start, offset + block.size - start)
-            digest = sha256.hexdigest()
+        with raw_file:
+            before = os.fstat(raw_file.fileno())
+            raw = HashingReader(raw_file)
+            stream = _local_stream(path, raw)
+            try:
+                if fmt == "parquet":
+                    data = stream.read()
+                    tables = decode_stream(pa.BufferReader(data), path, fmt)
+                else:
+                    tables = decode_stream(stream, path, fmt)
+                for table in tables:
+                    records_read().add(table.num_rows)
+                    yield table
+                digest = raw.hexdigest()
+            except _DECOMPRESSION_ERRORS as exc:
+                raise InvalidInput(f"input {path} cannot be read whole: {type(exc).__name__}: {exc}; "
+                                   "it is corrupt or truncated: deliver it again complete") from None
+            why = _changed(path, before, raw.count)
+        if why:
+            raise InvalidInput(f"input {path} was refused: {why}; deliver files whole (write "
+                               "elsewhere, then rename into place) and run again") from None
         yield beam.pvalue.TaggedOutput(DIGESTS, (path, digest))
 
 

@@ -29,6 +29,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from settlement.errors import InvalidInput
 from settlement.events import EVENT_SCHEMA, QUARANTINE_SCHEMA
+from settlement.stream_records import FileRead, Quarantined, TooLate
 from settlement.tariff import Tariff
 from settlement.validation import validate
 from transforms.decoding import decode_stream, format_of
@@ -159,39 +160,6 @@ class FeedRestrictions(RestrictionProvider):
 
     def truncate(self, feed, cursor):
         return None  # on drain, files not read yet stay for the next run
-
-
-@dataclass(frozen=True)
-class FileRead:
-    """What the source did with one file: the accounting the stream's run.json adds up."""
-
-    path: str
-    """The file."""
-    sha256: str
-    """Its digest as read ("" when it could not be read)."""
-    read: int
-    """Records in the file."""
-    too_late: int
-    """Accepted events past the allowed lateness, sent to OUT/late/."""
-    error: str | None = None
-    """Why the file could not be read at all (then nothing of it is counted)."""
-
-
-@dataclass(frozen=True)
-class Quarantined:
-    """Records of one file that failed validation (QUARANTINE_SCHEMA, batch null)."""
-
-    table: pa.Table
-    digests: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class TooLate:
-    """Accepted events of one file whose epoch had closed when they arrived (EVENT_SCHEMA)."""
-
-    path: str
-    sha256: str
-    events: pa.Table
 
 
 @dataclass

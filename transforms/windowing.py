@@ -18,10 +18,9 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from settlement.errors import InvariantBroken
+from settlement.stream_records import LATE, ON_TIME, Pane, merge_digests, sorted_events  # noqa: F401 (re-exported)
 
 MICROS = 1_000_000
-ON_TIME = "ON_TIME"
-LATE = "LATE"
 
 
 @dataclass(frozen=True)
@@ -82,37 +81,6 @@ class EpochEvents:
     """Validated, normalised events (settlement.events.EVENT_SCHEMA)."""
     digests: tuple[tuple[str, str], ...]
     """(path, sha256) of the files the events were read from."""
-
-
-@dataclass(frozen=True)
-class Pane:
-    """One firing of an epoch's window: everything that arrived for it since its last firing."""
-
-    epoch: int
-    """The epoch (window) that fired."""
-    timing: str
-    """ON_TIME for the firing when the watermark passed the window's end, else LATE."""
-    index: int
-    """0 for the window's first firing, then 1, 2, …"""
-    events: pa.Table
-    """The pane's events (EVENT_SCHEMA), sorted by (source, record_no)."""
-    digests: tuple[tuple[str, str], ...]
-    """(path, sha256) of the files the events came from."""
-
-    @property
-    def on_time(self) -> bool:
-        return self.timing == ON_TIME
-
-
-def merge_digests(*groups) -> tuple[tuple[str, str], ...]:
-    merged = {}
-    for group in groups:
-        merged.update(group)
-    return tuple(sorted(merged.items()))
-
-
-def sorted_events(tables: list[pa.Table]) -> pa.Table:
-    return pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
 
 
 class _DescribePane(beam.DoFn):

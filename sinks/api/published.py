@@ -15,11 +15,12 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.outputs import ledger_head, manifest_path, tree_path
-from settlement.errors import InvalidInput, UsageError
+from settlement.errors import InvalidInput, MeterrootError, UsageError
 from settlement.merkle import StandardMerkleTree
-from sinks import reports
+from sinks import layout, reports
 from sinks.catalog import connect
+
+manifest_path, tree_path = layout.manifest_path, layout.tree_path
 
 CONSUMER, PAYEE = 3, 4  # positions in a settlement leaf value
 
@@ -65,8 +66,8 @@ class Published:
     # -- batches --------------------------------------------------------------------------
     def head(self) -> int:
         try:
-            return ledger_head(self.out) or 0
-        except InvalidInput:
+            return layout.head_batch(self.out)
+        except MeterrootError:  # a damaged head publishes nothing rather than what it cannot vouch for
             return 0
 
     def check_batch(self, batch: int) -> None:

@@ -130,7 +130,7 @@ def test_a_rerun_that_finds_nothing_new_appends_no_batch(mixed_inputs, tmp_path)
     assert read_json(out / "run.json")["batch"] is None
 
 
-@pytest.mark.parametrize("failpoint", ["before-run-json", "before-ledger-head"])
+@pytest.mark.parametrize("failpoint", ["before-ledger-head"])
 def test_a_run_killed_before_its_commit_reruns_to_the_same_batch(mixed_inputs, tmp_path, failpoint):
     src, tariff = mixed_inputs
     batch([src / "*"], tariff, tmp_path / "clean")

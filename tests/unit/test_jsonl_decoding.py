@@ -90,9 +90,10 @@ def test_an_object_after_leading_whitespace_is_an_object():
     assert rows[0]["malformed"] is None and rows[0]["quantity"] == "5"
 
 
-def test_bytes_that_are_not_utf8_are_replaced_and_the_line_kept():
+def test_a_line_that_is_not_utf8_is_malformed_and_kept_with_its_bytes_escaped():
     rows = decode(b'{"event_id": "a\xff"}\n{"event_id": "b"}\n')
-    assert [r["event_id"] for r in rows] == ["a\ufffd", "b"]
+    assert [r["malformed"] for r in rows] == ["not valid UTF-8 text", None]
+    assert rows[0]["record"] == '{"event_id": "a\\xff"}\n' and rows[1]["event_id"] == "b"
     assert [r["record_no"] for r in rows] == [1, 2]
 
 

@@ -1,0 +1,450 @@
+"""The streaming job on Apache Flink (SPEC §11): usage files -> one settlement batch per epoch.
+
+A PyFlink DataStream job, run with the Flink environment's interpreter (.venv-flink): in an
+embedded mini-cluster (`python -m pipelines.flink_job …`), or on a cluster with
+`flink run -m HOST:PORT -py pipelines/flink_job.py -pyexec PYTHON -- …` (what
+`meterroot stream --engine flink --flink-master HOST:PORT` runs).
+
+    file paths ─ReadUsageFiles─▶ Arrow blocks per (epoch, shard) ─event time─▶ windows per shard
+      │  (decode, validate: columnar)   (bounded out-of-orderness)  (epoch, allowed lateness,
+      │                                                               discarding panes, late ▶ side)
+      └── quarantined, files read ─────────────────────────────┐               │
+                                                               ▼               ▼
+                                               CutWriter: one key, keyed state, event-time timers
+                                               ─▶ settle_cut per cut ─▶ OUT/ (sinks.stream_ledger)
+
+Elements are Arrow IPC blocks as bytes (a declared BYTE array), never one Python object per
+event. What must survive a failure is Flink state (window contents, the writer's panes, tally and
+next batch number), checkpointed every --checkpoint-interval-seconds; a cut a restored writer
+makes again is checked against the committed ledger and not written twice.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import io
+import json
+import os
+import pickle
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from settlement.addresses import AddressError, normalize_address
+from settlement.errors import InvalidInput, MeterrootError, UsageError
+from settlement.events import EVENT_SCHEMA, QUARANTINE_SCHEMA
+from settlement.ledger import check_continuation
+from settlement.stream_records import LATE, ON_TIME, FileRead, Pane, Quarantined, merge_digests
+from settlement.tariff import Tariff, load_tariff
+from settlement.validation import validate
+from sinks import atomic
+from sinks.batch_outputs import staging_dir
+from sinks.ledger_store import LedgerStore
+from sinks import layout
+from sinks.stream_ledger import (LedgerTarget, SettledKeys, StreamTally, cut_batch, late_block_name,
+                                 late_event_lines, write_run)
+from transforms.decoding import decode_stream, format_of
+
+BLOCK, PANE, QUARANTINE, FILE, LATE_BLOCK = "block", "pane", "quarantine", "file", "late"
+END_OF_TIME = 2 ** 63 - 2
+"""The writer's last timer: Flink's final watermark (Long.MAX_VALUE) fires it when input ends."""
+
+
+# ------------------------------------------------------------------------- Arrow blocks as bytes
+
+def to_ipc(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def from_ipc(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(payload).read_all()
+
+
+def shard_of(events: pa.Table, shards: int) -> pa.Array:
+    """Shard of each event by its dedup key (provider, event_id): copies of one key meet."""
+    from settlement import duck
+
+    return duck.query(f"SELECT CAST(hash(provider, event_id) % {int(shards)} AS INTEGER) AS s "
+                      "FROM keys", {"keys": events.select(["provider", "event_id"])}).column(0)
+
+
+def block_row(kind, epoch, shard, ts, source, sha, payload):
+    from pyflink.common import Row
+
+    return Row(kind, int(epoch), int(shard), int(ts), source, sha, payload)
+
+
+def row_type():
+    from pyflink.common import Types
+
+    return Types.ROW_NAMED(
+        ["kind", "epoch", "shard", "ts", "source", "sha", "payload"],
+        [Types.STRING(), Types.LONG(), Types.INT(), Types.LONG(), Types.STRING(), Types.STRING(),
+         Types.PRIMITIVE_ARRAY(Types.BYTE())])
+
+
+# ------------------------------------------------------------------------------------ operators
+
+def read_usage_file(path: str, tariff: Tariff, shards: int):
+    """One file -> its rows: a FILE record, a QUARANTINE block, and a BLOCK per (epoch, shard)."""
+    digest = hashlib.sha256()
+    read, events, quarantined = 0, [], []
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        digest.update(data)
+        for raw in decode_stream(io.BytesIO(data), path, format_of(path)):
+            checked = validate(raw, tariff)
+            read += raw.num_rows
+            events.append(checked.events.cast(EVENT_SCHEMA))
+            quarantined.append(checked.quarantined.cast(QUARANTINE_SCHEMA))
+    except (InvalidInput, OSError) as exc:
+        yield FILE, block_row(FILE, 0, 0, 0, path, "", json.dumps({"read": 0, "error": str(exc)}).encode())
+        return
+    sha = digest.hexdigest()
+    yield FILE, block_row(FILE, 0, 0, 0, path, sha, json.dumps({"read": read, "error": None}).encode())
+    bad = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
+    if bad.num_rows:
+        yield QUARANTINE, block_row(QUARANTINE, 0, 0, 0, path, sha, to_ipc(bad))
+    table = pa.concat_tables(events) if events else EVENT_SCHEMA.empty_table()
+    if not table.num_rows:
+        return
+    table = table.append_column("_shard", shard_of(table, shards))
+    for epoch in sorted(pc.unique(table.column("epoch")).to_pylist()):
+        of_epoch = table.filter(pc.equal(table.column("epoch"), epoch))
+        for shard in sorted(pc.unique(of_epoch.column("_shard")).to_pylist()):
+            part = of_epoch.filter(pc.equal(of_epoch.column("_shard"), shard)).drop(["_shard"])
+            ts = pc.max(part.column("timestamp_ms")).as_py()
+            yield BLOCK, block_row(BLOCK, epoch, shard, ts, path, sha, to_ipc(part))
+
+
+
+try:  # the Flink environment; the main venv imports this module only for its plain helpers
+    from pyflink.common import Types
+    from pyflink.common.watermark_strategy import TimestampAssigner
+    from pyflink.datastream import (KeyedProcessFunction, OutputTag, ProcessFunction,
+                                    ProcessWindowFunction)
+    from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+except ImportError:  # pragma: no cover - the CLI runs the job with .venv-flink's interpreter
+    TimestampAssigner = KeyedProcessFunction = ProcessFunction = ProcessWindowFunction = object
+
+
+def output_tags():
+    rows = row_type()
+    return (OutputTag("quarantined", rows), OutputTag("files", rows), OutputTag("too-late", rows))
+
+
+class ReadUsageFiles(ProcessFunction):
+    """Paths -> Arrow blocks; pauses after a file that moves event time past an epoch end,
+    so the windows fire before more data comes (as the Beam source does)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def open(self, runtime_context):
+        config = self.config
+        self.tariff = load_tariff(config["tariff"])
+        self.quarantine_tag, self.files_tag, _ = output_tags()
+        self.epoch_ms = config["epoch_seconds"] * 1000
+        self.latest = None
+
+    def process_element(self, path, ctx):
+        config, epoch_ms = self.config, self.epoch_ms
+        quarantine_tag, files_tag = self.quarantine_tag, self.files_tag
+        if self.latest is not None and self.latest.get("crossed"):
+            time.sleep(config["settle_seconds"])
+        latest = None
+        for kind, row in read_usage_file(path, self.tariff, config["shards"]):
+            if kind == BLOCK:
+                latest = row[3] if latest is None else max(latest, row[3])
+                yield row
+            else:
+                yield (quarantine_tag if kind == QUARANTINE else files_tag), row
+        before = self.latest["ts"] if self.latest else None
+        if latest is not None and (before is None or latest > before):
+            ooo = config["out_of_orderness_ms"]
+            crossed = before is None or (latest - ooo) // epoch_ms > (before - ooo) // epoch_ms
+            self.latest = {"ts": latest, "crossed": crossed}
+        elif self.latest:
+            self.latest = {**self.latest, "crossed": False}
+
+class BlockTime(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp):
+        return value[3]
+
+class EpochPane(ProcessWindowFunction):
+    """All blocks of one (shard, epoch) since its last firing -> one pane, sorted."""
+
+    def __init__(self, epoch_ms: int):
+        self.epoch_ms = epoch_ms
+
+    def process(self, key, context, elements):
+        epoch_ms = self.epoch_ms
+        window = context.window()
+        firings = context.window_state().get_state(ValueStateDescriptor("firings", Types.LONG()))
+        index = firings.value() or 0
+        firings.update(index + 1)
+        tables = [from_ipc(e[6]) for e in elements]
+        digests = sorted({(e[4], e[5]) for e in elements})
+        table = pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
+        epoch = window.start // epoch_ms
+        yield block_row(PANE if index == 0 else PANE + ":late", epoch, key, window.max_timestamp(),
+                        json.dumps(digests), str(index), to_ipc(table))
+
+    def clear(self, context):
+        context.window_state().get_state(ValueStateDescriptor("firings", Types.LONG())).clear()
+
+class CutWriter(KeyedProcessFunction):
+    """The one writer: panes wait in keyed state for the cut of their epoch (an event-time
+    timer at the epoch's end), late panes ride on the next cut."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.epoch_ms = config["epoch_seconds"] * 1000
+
+    def open(self, runtime_context):
+        config = self.config
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.panes = runtime_context.get_list_state(ListStateDescriptor("panes", pickled))
+        self.quarantined = runtime_context.get_list_state(ListStateDescriptor("quarantined", pickled))
+        self.tally = runtime_context.get_state(ValueStateDescriptor("tally", pickled))
+        self.next_batch = runtime_context.get_state(ValueStateDescriptor("next_batch", Types.LONG()))
+        self.target = _target(config)
+        self.known = SettledKeys(self.target.out)
+
+    def _tally(self) -> StreamTally:
+        return self.tally.value() or StreamTally()
+
+    def process_element(self, row, ctx):
+        kind = row[0]
+        ctx.timer_service().register_event_time_timer(END_OF_TIME)
+        if kind.startswith(PANE):
+            on_time = kind == PANE
+            digests = tuple(tuple(d) for d in json.loads(row[4]))
+            self.panes.add((row[1], on_time, int(row[5]), digests, row[6]))
+            if on_time:
+                ctx.timer_service().register_event_time_timer(row[3])
+        elif kind == QUARANTINE:
+            self.quarantined.add((((row[4], row[5]),), row[6]))
+        elif kind == FILE:
+            info = json.loads(row[6])
+            tally = self._tally()
+            late = tally.files.get(row[4]).too_late if row[4] in tally.files else 0
+            tally.files[row[4]] = FileRead(row[4], row[5], info["read"], late, error=info["error"])
+            self.tally.update(tally)
+        elif kind == BLOCK:  # from the windows' late side output: past the allowed lateness
+            events = from_ipc(row[6])
+            name = f"{Path(row[4]).name.split('.')[0] or 'usage'}-{row[5][:12]}-e{row[1]}-s{row[2]}.jsonl"
+            atomic.write_bytes(Path(self.target.out) / LATE_DIR / name, late_event_lines(events))
+            tally = self._tally()
+            seen = tally.files.get(row[4]) or FileRead(row[4], row[5], 0, 0)
+            tally.files[row[4]] = replace(seen, too_late=seen.too_late + events.num_rows)
+            self.tally.update(tally)
+        else:
+            raise TypeError(f"the stream writer got a {kind!r} row")
+
+    def on_timer(self, timestamp, ctx):
+        epoch_ms = self.epoch_ms
+        waiting = list(self.panes.get())
+        finished = timestamp >= END_OF_TIME
+        due = [p for p in waiting if p[1] and (finished or p[0] * epoch_ms + epoch_ms - 1 <= timestamp)]
+        late = [p for p in waiting if not p[1]]
+        later = [p for p in waiting if p[1] and p not in due]
+        yield from self._cut(due, late, finished)
+        self.panes.clear()
+        keep = later + ([] if (due or finished) else late)
+        for pane in keep:
+            self.panes.add(pane)
+
+    def _cut(self, due, late, finished):
+        held = list(self.quarantined.get())
+        tally = self._tally()
+        epochs = sorted({p[0] for p in due})
+        groups = [[p for p in due if p[0] == e] for e in epochs]
+        if groups:
+            groups[0] = late + groups[0]
+        elif finished and (late or held):
+            groups = [late]
+        for number, group in enumerate(groups):
+            panes = [Pane(epoch=p[0], timing=ON_TIME if p[1] else LATE, index=p[2],
+                          events=from_ipc(p[4]), digests=p[3]) for p in group]
+            quarantined = [Quarantined(from_ipc(q[1]), q[0]) for q in held] if number == 0 else []
+            expected = self.next_batch.value()
+            outcome = cut_batch(self.target, panes, quarantined, self.known, batch=expected)
+            if outcome.batch is not None:
+                self.next_batch.update(outcome.batch + 1)
+            elif expected is None:
+                head = LedgerStore(Path(self.target.out)).head()
+                self.next_batch.update((head.batch if head else 0) + 1)
+            tally.add_cut(outcome)
+            write_run(self.target, tally, finished=False)
+            yield f"cut {outcome.batch}"
+        if groups:
+            self.quarantined.clear()
+        if finished:
+            write_run(self.target, tally, finished=True)
+        self.tally.update(tally)
+
+
+def build_job(env, config: dict):
+    """The DataStream graph of one stream run on `env`."""
+    from pyflink.common import Duration, Time, Types, WatermarkStrategy
+    from pyflink.datastream.window import EventTimeTrigger, PurgingTrigger, TumblingEventTimeWindows
+
+    rows = row_type()
+    quarantine_tag, files_tag, late_tag = output_tags()
+    epoch_ms = config["epoch_seconds"] * 1000
+
+    paths = env.from_collection(config["paths"], type_info=Types.STRING()).set_parallelism(1)
+    read = paths.process(ReadUsageFiles(config), output_type=rows).name("ReadUsageFiles").set_parallelism(1)
+    stamped = read.assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_bounded_out_of_orderness(
+            Duration.of_millis(config["out_of_orderness_ms"])).with_timestamp_assigner(BlockTime())
+    ).name("EventTime").set_parallelism(1)
+    panes = (stamped
+             .key_by(lambda row: row[2], key_type=Types.INT())
+             .window(TumblingEventTimeWindows.of(Time.milliseconds(epoch_ms)))
+             .trigger(PurgingTrigger.of(EventTimeTrigger.create()))
+             .allowed_lateness(config["allowed_lateness_seconds"] * 1000)
+             .side_output_late_data(late_tag)
+             .process(EpochPane(epoch_ms), output_type=rows).name("EpochPanes"))
+    to_writer = panes.union(read.get_side_output(quarantine_tag), read.get_side_output(files_tag),
+                            panes.get_side_output(late_tag))
+    (to_writer
+     .key_by(lambda row: "ledger", key_type=Types.STRING())
+     .process(CutWriter(config), output_type=Types.STRING()).name("CutWriter").set_parallelism(1)
+     .print().set_parallelism(1))
+
+
+def _target(config: dict) -> LedgerTarget:
+    return LedgerTarget(out=config["output"], tariff=load_tariff(config["tariff"]),
+                        chain_id=config["chain_id"], registry=config["registry"],
+                        run_id=config["run_id"])
+
+
+# --------------------------------------------------------------------------------- configuration
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="meterroot stream --engine flink")
+    feed = p.add_mutually_exclusive_group(required=True)
+    feed.add_argument("--replay", metavar="GLOB")
+    feed.add_argument("--watch", metavar="DIR")
+    p.add_argument("--tariff", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--chain-id", type=int, required=True)
+    p.add_argument("--registry", required=True)
+    p.add_argument("--allowed-lateness-seconds", type=int)
+    p.add_argument("--max-out-of-orderness-seconds", type=int, default=0)
+    p.add_argument("--checkpoint-interval-seconds", type=float, default=10.0)
+    p.add_argument("--checkpoint-dir")
+    p.add_argument("--parallelism", type=int, default=2)
+    p.add_argument("--shards", type=int)
+    p.add_argument("--settle-seconds", type=float, default=0.5)
+    p.add_argument("--run-id", default=None)
+    p.add_argument("--restart-attempts", type=int, default=3)
+    return p.parse_args(argv)
+
+
+def check_config(args) -> dict:
+    """A configuration the job can run, or UsageError before anything is read."""
+    tariff = load_tariff(args.tariff)
+    try:
+        registry = normalize_address(args.registry)
+    except AddressError as exc:
+        raise UsageError(f"--registry {exc}") from None
+    if args.chain_id <= 0:
+        raise UsageError(f"--chain-id must be a positive chain id, got {args.chain_id}")
+    if args.watch is not None:
+        raise UsageError("--watch is not supported by --engine flink yet: replay the folder with "
+                         "--replay 'DIR/*' or use --engine beam for a watched folder")
+    paths = sorted(glob.glob(args.replay))
+    if not paths:
+        raise UsageError(f"--replay {args.replay!r} matches no file")
+    out = Path(args.output).resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {args.output} is a file; pass a directory")
+    lateness = tariff.epoch_seconds if args.allowed_lateness_seconds is None else args.allowed_lateness_seconds
+    if lateness < 0 or args.max_out_of_orderness_seconds < 0 or args.checkpoint_interval_seconds <= 0:
+        raise UsageError("--allowed-lateness-seconds, --max-out-of-orderness-seconds must be >= 0 "
+                         "and --checkpoint-interval-seconds > 0")
+    if args.parallelism < 1:
+        raise UsageError(f"--parallelism must be >= 1, got {args.parallelism}")
+    store = LedgerStore(out)
+    check_continuation(store.head(), tariff.epoch_seconds, args.chain_id, registry, str(store.root))
+    return {"tariff": str(Path(args.tariff).resolve()), "epoch_seconds": tariff.epoch_seconds,
+            "output": str(out), "chain_id": args.chain_id, "registry": registry,
+            "paths": [str(Path(p).resolve()) for p in paths],
+            "allowed_lateness_seconds": int(lateness),
+            "out_of_orderness_ms": int(args.max_out_of_orderness_seconds * 1000),
+            "checkpoint_ms": int(args.checkpoint_interval_seconds * 1000),
+            "checkpoint_dir": str(Path(args.checkpoint_dir or out / ".flink-checkpoints").resolve()),
+            "parallelism": args.parallelism, "shards": args.shards or 2 * args.parallelism,
+            "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
+            "restart_attempts": args.restart_attempts}
+
+
+def environment(config: dict):
+    from pyflink.common import Configuration
+    from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+
+    conf = Configuration()
+    for key, value in {
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.fn-execution.bundle.size": "1",
+        "python.fn-execution.bundle.time": "50",
+        "pipeline.auto-watermark-interval": "20 ms",
+        "execution.checkpointing.dir": "file://" + config["checkpoint_dir"],
+        "execution.checkpointing.num-retained": "2",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(config["restart_attempts"]),
+        "restart-strategy.fixed-delay.delay": "1 s",
+        "rest.bind-address": "127.0.0.1",
+        "rest.address": "127.0.0.1",
+    }.items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(config["parallelism"])
+    env.enable_checkpointing(config["checkpoint_ms"], CheckpointingMode.EXACTLY_ONCE)
+    return env
+
+
+def prepare_output(config: dict) -> None:
+    out = Path(config["output"])
+    out.mkdir(parents=True, exist_ok=True)
+    store = LedgerStore(out)
+    store.discard_unfinished(store.head())
+    import shutil
+
+    shutil.rmtree(staging_dir(out), ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    try:
+        config = check_config(parse_args(sys.argv[1:] if argv is None else argv))
+        prepare_output(config)
+        env = environment(config)
+        build_job(env, config)
+        started = time.monotonic()
+        env.execute(f"meterroot stream {config['run_id'][:8]}")
+        print(json.dumps({"flink_job_seconds": round(time.monotonic() - started, 3)}), flush=True)
+    except MeterrootError as exc:
+        print(f"meterroot stream --engine flink: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    # Imported by name, so that Flink pickles the operators by reference, not from __main__.
+    from pipelines.flink_job import main as job_main
+
+    sys.exit(job_main())
