@@ -19,7 +19,10 @@ const BUILD_DIR = path.join(ROOT, 'contracts', 'build');
 // source unit name (relative to the repository) -> contract name
 const CONTRACTS = {
   'contracts/SettlementRegistry.sol': 'SettlementRegistry',
+  'contracts/CounterNFT.sol': 'CounterNFT',
   'contracts/test/TestToken.sol': 'TestToken',
+  'contracts/test/TestWallet.sol': 'TestWallet',
+  'contracts/test/FeeToken.sol': 'FeeToken',
   'contracts/AvailabilityFeed.sol': 'AvailabilityFeed',
 };
 

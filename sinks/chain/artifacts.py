@@ -19,7 +19,12 @@ from settlement.errors import InvariantBroken
 BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 REGISTRY = "SettlementRegistry"
+COUNTER_NFT = "CounterNFT"
 TEST_TOKEN = "TestToken"
+TEST_WALLET = "TestWallet"
+"""A minimal ERC-1271 wallet (tests only)."""
+FEE_TOKEN = "FeeToken"
+"""An ERC-20 that burns 1% of each transfer (tests only: the registry refuses it)."""
 
 # Solidity's built-in revert payloads.
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")

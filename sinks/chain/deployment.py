@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from eth_utils import is_address, to_checksum_address
@@ -19,10 +19,34 @@ from sinks.chain.artifacts import REGISTRY, TEST_TOKEN, load_artifact
 from sinks.chain.keys import DEV_CHAIN_IDS
 from sinks.chain.rpc import Sender
 
-DEFAULT_CHALLENGE_PERIOD = 86_400
-"""One day during which governance can revoke a committed batch."""
-DEFAULT_THAW_PERIOD = 7 * 86_400
-"""A week between a withdrawal request and the withdrawal."""
+REGISTRY_VERSION = 2
+"""The SettlementRegistry interface this code speaks (SPEC §6 v2); older deployment files are refused."""
+
+DAY = 86_400
+MAX_PERIOD = 365 * DAY
+"""The registry's bound on every period (SettlementRegistry.MAX_PERIOD)."""
+DEFAULT_CHALLENGE_PERIOD = DAY
+"""One day during which governance can revoke, and anyone dispute, a committed batch."""
+DEFAULT_MAX_BATCH_DELAY = DAY
+"""The committer promises to commit usage within a day."""
+DEFAULT_THAW_PERIOD = 7 * DAY
+"""A week between a withdrawal request and its window (> challenge + max batch delay)."""
+DEFAULT_WITHDRAWAL_WINDOW = 2 * DAY
+"""Two days to execute a thawed withdrawal before it lapses."""
+DEFAULT_DISPUTE_PERIOD = 3 * DAY
+"""Three days after a batch's challenge period for governance to resolve its disputes."""
+DEFAULT_UNSTAKE_THAW = 7 * DAY
+"""A week from an unstake request to the unstake (> challenge + dispute period)."""
+DEFAULT_ADMIN_DELAY = 2 * DAY
+"""Delay of a two-step admin transfer (AccessControlDefaultAdminRules)."""
+DEFAULT_MIN_PROVIDER_STAKE = 10**18
+"""Stake a provider payee must hold to be paid: one whole token of 18 decimals."""
+DEFAULT_DISPUTE_BOND = 10**17
+"""Bond a challenger puts up to open a dispute: a tenth of a token of 18 decimals."""
+DEFAULT_MAX_SLASH_BPS = 5_000
+"""An upheld dispute slashes at most half of the provider's stake."""
+DEFAULT_TREASURY = "0x000000000000000000000000000000000000Fee5"
+"""The treasury of the SPEC's example tariff; pass the tariff's own with treasury=."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,28 @@ class Deployment:
     """Holder of COMMITTER_ROLE at deployment."""
     governance: str
     """Holder of GOVERNANCE_ROLE at deployment."""
+    counter_nft: str = ""
+    """The consumers' CounterNFT, deployed by the registry's constructor (EIP-55)."""
+    treasury: str = ""
+    """The protocol treasury: a payee that needs no stake."""
+    max_batch_delay: int = 0
+    """Seconds the committer promises to take at most to commit usage."""
+    withdrawal_window: int = 0
+    """Seconds after the thaw during which a withdrawal can be executed before it lapses."""
+    dispute_period: int = 0
+    """Seconds after a batch's challenge period during which governance resolves its disputes."""
+    unstake_thaw: int = 0
+    """Seconds from an unstake request to the unstake."""
+    admin_delay: int = 0
+    """Seconds of the two-step admin transfer's delay."""
+    min_provider_stake: int = 0
+    """Stake a provider payee must hold to be paid (wei)."""
+    dispute_bond: int = 0
+    """Bond to open a dispute (wei)."""
+    max_slash_bps: int = 0
+    """Most of a provider's stake one upheld dispute slashes (basis points)."""
+    registry_version: int = 1
+    """SettlementRegistry interface version (2: SPEC §6 v2); files without it are version 1."""
     rpc_url: str | None = None
     """Node the deployment went through; the default --rpc-url of later commands."""
     transactions: dict = field(default_factory=dict)
@@ -81,10 +127,15 @@ class Deployment:
         except json.JSONDecodeError as exc:
             raise UsageError(f"deployment file {path} is not JSON ({exc}); was it written by `meterroot chain deploy`?") from None
         try:
-            return cls(**data)
+            deployment = cls(**data)
         except TypeError as exc:
             raise UsageError(f"deployment file {path} has missing or unknown fields ({exc}); "
                              f"redeploy with `meterroot chain deploy`") from None
+        if deployment.registry_version != REGISTRY_VERSION:
+            raise UsageError(f"deployment file {path} is of a version {deployment.registry_version} registry; this "
+                             f"meterroot speaks version {REGISTRY_VERSION} (spend permits, stakes, disputes): "
+                             f"redeploy with `meterroot chain deploy`")
+        return deployment
 
 
 def checksum(value: str, what: str) -> str:
@@ -101,25 +152,92 @@ def contract(w3: Web3, name: str, address: str | None = None):
     return w3.eth.contract(address=to_checksum_address(address), abi=artifact.abi)
 
 
+@dataclass(frozen=True)
+class RegistryConfig:
+    """The SettlementRegistry constructor's parameters other than the token and the roles."""
+
+    treasury: str = DEFAULT_TREASURY
+    """The protocol treasury (the tariff's `treasury`): a payee that needs no stake."""
+    challenge_period: int = DEFAULT_CHALLENGE_PERIOD
+    """Seconds a committed batch can be revoked or disputed before it is claimable (> 0)."""
+    max_batch_delay: int = DEFAULT_MAX_BATCH_DELAY
+    """Seconds the committer promises to take at most to commit usage."""
+    thaw_period: int = DEFAULT_THAW_PERIOD
+    """Seconds from a withdrawal request to its window; > challenge_period + max_batch_delay."""
+    withdrawal_window: int = DEFAULT_WITHDRAWAL_WINDOW
+    """Seconds a thawed withdrawal can be executed before it lapses (> 0)."""
+    dispute_period: int = DEFAULT_DISPUTE_PERIOD
+    """Seconds after a batch's challenge period for governance to resolve its disputes (> 0)."""
+    unstake_thaw: int = DEFAULT_UNSTAKE_THAW
+    """Seconds from an unstake request to the unstake; > challenge_period + dispute_period."""
+    admin_delay: int = DEFAULT_ADMIN_DELAY
+    """Delay of a two-step admin transfer."""
+    min_provider_stake: int = DEFAULT_MIN_PROVIDER_STAKE
+    """Stake a provider payee must hold to be paid (wei)."""
+    dispute_bond: int = DEFAULT_DISPUTE_BOND
+    """Bond to open a dispute (wei, > 0)."""
+    max_slash_bps: int = DEFAULT_MAX_SLASH_BPS
+    """Most of a provider's stake one upheld dispute slashes (0..10000)."""
+
+    def check(self) -> None:
+        """The constructor's rules, as UsageErrors naming the option (the contract checks them too)."""
+        periods = {"challenge period": self.challenge_period, "max batch delay": self.max_batch_delay,
+                   "thaw period": self.thaw_period, "withdrawal window": self.withdrawal_window,
+                   "dispute period": self.dispute_period, "unstake thaw": self.unstake_thaw,
+                   "admin delay": self.admin_delay}
+        for name, value in periods.items():
+            if not isinstance(value, int) or not 0 <= value <= MAX_PERIOD:
+                raise UsageError(f"the {name} must be 0..{MAX_PERIOD} seconds (365 days), not {value!r}")
+        for name in ("challenge period", "withdrawal window", "dispute period"):
+            if periods[name] == 0:
+                raise UsageError(f"the {name} must be at least 1 second")
+        if self.thaw_period <= self.challenge_period + self.max_batch_delay:
+            raise UsageError(
+                f"the thaw period ({self.thaw_period} s) must be longer than the challenge period plus the max "
+                f"batch delay ({self.challenge_period} + {self.max_batch_delay} s), so that usage committed "
+                f"late is claimable before a withdrawal requested meanwhile")
+        if self.unstake_thaw <= self.challenge_period + self.dispute_period:
+            raise UsageError(
+                f"the unstake thaw ({self.unstake_thaw} s) must be longer than the challenge period plus the "
+                f"dispute period ({self.challenge_period} + {self.dispute_period} s), so that a stake stays "
+                f"slashable while its disputes can be resolved")
+        if not 0 <= self.min_provider_stake < 2**128:
+            raise UsageError(f"the minimum provider stake must be 0..2^128-1 wei, not {self.min_provider_stake}")
+        if not 0 < self.dispute_bond < 2**128:
+            raise UsageError(f"the dispute bond must be 1..2^128-1 wei, not {self.dispute_bond}")
+        if not 0 <= self.max_slash_bps <= 10_000:
+            raise UsageError(f"the max slash must be 0..10000 basis points, not {self.max_slash_bps}")
+        checksum(self.treasury, "treasury")
+
+
 def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False,
-           challenge_period: int = DEFAULT_CHALLENGE_PERIOD, thaw_period: int = DEFAULT_THAW_PERIOD,
+           config: RegistryConfig | None = None,
+           challenge_period: int | None = None, thaw_period: int | None = None,
            admin: str | None = None, committer: str | None = None, governance: str | None = None,
            rpc_url: str | None = None) -> Deployment:
-    """Deploy a SettlementRegistry on `token`, or on a fresh TestToken when `test_token`.
+    """Deploy a SettlementRegistry (and its CounterNFT) on `token`, or on a fresh TestToken when
+    `test_token`.
 
-    Roles default to the sender. The thaw must be longer than the challenge period (the
-    constructor enforces it too; checked here first for a clear message).
+    `config` holds the constructor's periods, stakes and treasury (defaults: RegistryConfig());
+    `challenge_period` and `thaw_period`, when given, override its fields (without a `config`, the
+    max batch delay then shrinks to what the thaw leaves room for). Roles default to the
+    sender. The parameters are checked here first for clear messages; the constructor checks them too.
     """
     if (token is None) == (not test_token):
         raise UsageError("pass either --token ADDR (the ERC-20 deposits are made in) or --test-token")
     if test_token and sender.chain_id not in DEV_CHAIN_IDS:
         raise UsageError(f"--test-token mints freely and is for development chains only "
                          f"({sorted(DEV_CHAIN_IDS)}), not chain {sender.chain_id}; pass --token ADDR")
-    if challenge_period < 0 or thaw_period <= challenge_period:
-        raise UsageError(f"the thaw period ({thaw_period} s) must be longer than the challenge period "
-                         f"({challenge_period} s), so a withdrawal never outruns a pending batch")
-    if thaw_period >= 2**64:
-        raise UsageError(f"the thaw period {thaw_period} s does not fit in uint64")
+    overrides = {k: v for k, v in (("challenge_period", challenge_period), ("thaw_period", thaw_period))
+                 if v is not None}
+    if config is None and overrides:
+        # Only the round-one periods given: the committer's promised delay is the default, or
+        # what the thaw leaves room for when that is shorter (thaw > challenge + delay).
+        room = overrides.get("thaw_period", DEFAULT_THAW_PERIOD) - overrides.get("challenge_period",
+                                                                                 DEFAULT_CHALLENGE_PERIOD) - 1
+        overrides["max_batch_delay"] = max(0, min(DEFAULT_MAX_BATCH_DELAY, room))
+    config = replace(config or RegistryConfig(), **overrides)
+    config.check()
     roles = {name: checksum(value, f"--{name}") if value else sender.address
              for name, value in (("admin", admin), ("committer", committer), ("governance", governance))}
     w3 = sender.w3
@@ -132,14 +250,23 @@ def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False
     if not w3.eth.get_code(token):
         raise UsageError(f"--token {token} has no contract code on chain {sender.chain_id}; "
                          f"pass the address of a deployed ERC-20")
-    result = sender.send(
-        contract(w3, REGISTRY).constructor(token, challenge_period, thaw_period,
-                                           roles["admin"], roles["committer"], roles["governance"]),
-        "deploy SettlementRegistry")
+    treasury = checksum(config.treasury, "treasury")
+    arguments = (token, treasury, roles["admin"], roles["committer"], roles["governance"], config.admin_delay,
+                 config.challenge_period, config.max_batch_delay, config.thaw_period, config.withdrawal_window,
+                 config.dispute_period, config.unstake_thaw, config.min_provider_stake, config.dispute_bond,
+                 config.max_slash_bps)
+    result = sender.send(contract(w3, REGISTRY).constructor(arguments), "deploy SettlementRegistry")
     transactions["registry"] = result.tx_hash
+    registry = result.receipt["contractAddress"]
+    counter_nft = contract(w3, REGISTRY, registry).functions.counterNFT().call()
     artifact = load_artifact(REGISTRY)
     return Deployment(
-        chain_id=sender.chain_id, registry=result.receipt["contractAddress"], token=token,
-        test_token=test_token, block=result.block, challenge_period=challenge_period,
-        thaw_period=thaw_period, rpc_url=rpc_url, transactions=transactions,
+        chain_id=sender.chain_id, registry=registry, token=token,
+        test_token=test_token, block=result.block, challenge_period=config.challenge_period,
+        thaw_period=config.thaw_period, counter_nft=to_checksum_address(counter_nft), treasury=treasury,
+        max_batch_delay=config.max_batch_delay, withdrawal_window=config.withdrawal_window,
+        dispute_period=config.dispute_period, unstake_thaw=config.unstake_thaw,
+        admin_delay=config.admin_delay, min_provider_stake=config.min_provider_stake,
+        dispute_bond=config.dispute_bond, max_slash_bps=config.max_slash_bps,
+        registry_version=REGISTRY_VERSION, rpc_url=rpc_url, transactions=transactions,
         compiler=artifact.compiler, artifact_input_hash=artifact.input_hash, **roles)

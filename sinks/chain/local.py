@@ -7,13 +7,17 @@
     result.balance_before, result.balance_after          # the payee's tokens around the claim
     stop_local_chain(out)
 
-Everything is signed with anvil's first development key; the registry gets a mintable test
+Transactions are signed with anvil's first development key; the registry gets a mintable test
 token and a one-minute challenge period, which `settle_one_leaf` skips with evm_increaseTime.
+The consumer's SpendPermit is signed with its own key (`consumer_key`): no key but the
+consumer's can let a payee collect from its deposit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
 
 from sinks.chain import anvil
 from sinks.chain.batch_files import CONSUMER, PAYEE, LeafProof, batch_numbers, find_leaf, load_tree, read_batch
@@ -22,6 +26,7 @@ from sinks.chain.keys import anvil_dev_account, resolve_account
 from sinks.chain.registry import ClaimResult, Registry, advance_time
 from sinks.chain.rpc import Sender, connect
 from sinks.chain.settle import CommitOutcome, commit_output
+from sinks.chain.spend_permits import sign_permit
 
 DEMO_CHALLENGE_PERIOD = 60
 """Seconds: short, since the demo skips it on the local chain's clock."""
@@ -85,11 +90,15 @@ def connect_registry(deployment: Deployment, *, rpc_url: str | None = None, priv
 
 def settle_one_leaf(out: Path, deployment: Deployment, *, batch: int | None = None,
                     consumer: str | None = None, payee: str | None = None,
+                    consumer_key: LocalAccount | None = None,
                     skip_validation: bool = False) -> LocalSettlement:
-    """Commit OUT's batches, fund one leaf's consumer, skip the challenge period, claim the leaf.
+    """Commit OUT's batches, fund one leaf's consumer, stake its payee, skip the challenge
+    period, claim the leaf.
 
     The leaf is (consumer, payee) of `batch` (default: the last batch), or that batch's first
-    leaf when they are not given. Needs a --test-token deployment on a development chain.
+    leaf when they are not given. `consumer_key` signs the consumer's SpendPermit for the leaf's
+    amount (claimed with claimWithPermit); without it the consumer's permit must be on chain
+    already, or the claim pays nothing. Needs a --test-token deployment on a development chain.
     """
     out = Path(out)
     registry = connect_registry(deployment)
@@ -101,6 +110,7 @@ def settle_one_leaf(out: Path, deployment: Deployment, *, batch: int | None = No
     deposited = max(owed - registry.deposit_of(proof.consumer), 0)
     if deposited:
         registry.deposit_for(proof.consumer, deposited, mint=True)
+    _stake_payee(registry, proof.payee)
 
     claimable_at = registry.batch(number).claimable_at
     now = registry.block_timestamp()
@@ -108,11 +118,26 @@ def settle_one_leaf(out: Path, deployment: Deployment, *, batch: int | None = No
         advance_time(registry.w3, claimable_at - now)
 
     before = registry.token_balance(proof.payee)
-    claim = registry.claim(number, proof.consumer, proof.payee, proof.cumulative, proof.proof)
+    if consumer_key is not None:
+        permit = sign_permit(consumer_key, deployment.chain_id, deployment.registry, proof.consumer,
+                             proof.payee, proof.cumulative)
+        claim = registry.claim_with_permit(number, proof.consumer, proof.payee, proof.cumulative, proof.proof,
+                                           permit)
+    else:
+        claim = registry.claim(number, proof.consumer, proof.payee, proof.cumulative, proof.proof)
     after = registry.token_balance(proof.payee)
     return LocalSettlement(commits=commits, batch=number, consumer=proof.consumer, payee=proof.payee,
                            cumulative=proof.cumulative, deposited=deposited, claim=claim,
                            balance_before=before, balance_after=after)
+
+
+def _stake_payee(registry: Registry, payee: str) -> None:
+    """Mint and stake what a provider payee lacks of the minimum stake (the treasury needs none)."""
+    if payee == registry.deployment.treasury:
+        return
+    missing = registry.deployment.min_provider_stake - registry.stakes(payee).bonded
+    if missing > 0:
+        registry.stake(missing, provider=payee, mint=True)
 
 
 def _chosen_leaf(out: Path, number: int, consumer: str | None, payee: str | None) -> LeafProof:

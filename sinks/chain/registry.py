@@ -1,4 +1,5 @@
-"""A deployed SettlementRegistry: its views, and the transactions meterroot sends to it."""
+"""A deployed SettlementRegistry (v2, SPEC §6) and its CounterNFT: every view, and every
+transaction, each sent through Sender.send."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,13 +8,28 @@ from web3 import Web3
 from web3.logs import DISCARD  # the token's Transfer log sits in the same receipt
 
 from settlement.errors import ChainError, UsageError
-from sinks.chain.artifacts import REGISTRY, TEST_TOKEN
+from sinks.chain.artifacts import COUNTER_NFT, REGISTRY, TEST_TOKEN
 from sinks.chain.deployment import Deployment, checksum, contract
 from sinks.chain.keys import DEV_CHAIN_IDS
 from sinks.chain.rpc import Sender, TxResult
+from sinks.chain.spend_permits import SpendPermit
 
 COMMITTER_ROLE = Web3.keccak(text="COMMITTER_ROLE")
 GOVERNANCE_ROLE = Web3.keccak(text="GOVERNANCE_ROLE")
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+
+LIMITS = ("none", "permit", "deposit", "committed totals")
+"""SettlementRegistry.Limit by value: what held a claim below its leaf."""
+DISPUTE_STATES = ("none", "open", "upheld", "rejected", "expired")
+"""SettlementRegistry.DisputeState by value."""
+
+
+def reason_hash(reason: str | bytes) -> bytes:
+    """The 32-byte hash revokeBatch records: keccak256 of the reason text (UTF-8), or 32 bytes as given."""
+    if isinstance(reason, bytes) and len(reason) == 32:
+        return reason
+    text = reason.encode() if isinstance(reason, str) else bytes(reason)
+    return Web3.keccak(text)
 
 
 @dataclass(frozen=True)
@@ -25,15 +41,15 @@ class OnChainBatch:
     root: bytes
     """Committed Merkle root (32 zero bytes when never committed)."""
     total: int
-    """Σ amount_wei of the batch, as committed."""
+    """The committed total (Σ amount_wei) of a live batch; 0 for a revoked one (see its event)."""
+    cumulative_total: int
+    """Σ committed totals of batches 1..number: the ceiling of what claims through it pay out."""
     leaf_count: int
     """Leaves in the batch's tree, as committed."""
-    manifest_hash: bytes
-    """keccak256 of the batch's manifest.json bytes, as committed."""
     committed_at: int
     """Block timestamp of the commit; 0 when never committed."""
     revoked: bool
-    """Revoked by governance during its challenge period."""
+    """Revoked by governance during its challenge period (itself or an earlier batch)."""
     claimable_at: int
     """committed_at + challenge period; 0 when never committed."""
 
@@ -44,6 +60,28 @@ class OnChainBatch:
     @property
     def live(self) -> bool:
         return self.committed_at != 0 and not self.revoked
+
+
+@dataclass(frozen=True)
+class CommittedBatchEvent:
+    """The BatchCommitted event of a batch's last commit: what is emitted but not stored."""
+
+    number: int
+    """Batch number."""
+    root: bytes
+    """Root committed."""
+    total: int
+    """Total committed."""
+    leaf_count: int
+    """Leaf count committed."""
+    manifest_hash: bytes
+    """keccak256 of the batch's manifest.json bytes."""
+    data_uri: str
+    """Where the tree dump and manifest are published ('' when none)."""
+    tx_hash: str
+    """The commit transaction."""
+    block: int
+    """Its block."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +97,80 @@ class ClaimResult:
     paid: int
     """Tokens transferred to the payee by this claim (0: nothing was left to collect)."""
     shortfall: int
-    """What the consumer still owes the payee through this batch because the deposit ran out."""
+    """What the leaf still owes the payee after this claim; claimable once `cause` allows."""
+    cause: str
+    """What held the claim below the leaf: one of LIMITS ('none' without a shortfall)."""
     collected: int
     """What the payee has collected from the consumer in total after this claim."""
     tx_hash: str
     """The claim transaction."""
     gas_used: int
     """Gas the claim used."""
+
+
+@dataclass(frozen=True)
+class PendingWithdrawal:
+    """A consumer's withdrawal request."""
+
+    amount: int
+    """Requested wei (0: none)."""
+    unlock_at: int
+    """From when it can be executed (0: none)."""
+    lapses_at: int
+    """After when it can no longer be executed (unlock_at + withdrawal window; 0: none)."""
+
+
+@dataclass(frozen=True)
+class ProviderStake:
+    """A provider's stake."""
+
+    staked: int
+    """Tokens staked (slashable), the unstaking part included."""
+    unstaking: int
+    """Part of `staked` requested for unstaking: no longer counts towards the minimum."""
+    unlock_at: int
+    """When the unstake can be executed (0: none requested)."""
+
+    @property
+    def bonded(self) -> int:
+        """What counts towards minProviderStake."""
+        return self.staked - self.unstaking
+
+
+@dataclass(frozen=True)
+class DisputeInfo:
+    """One dispute."""
+
+    id: int
+    """Dispute id (from 1)."""
+    batch: int
+    """Disputed batch."""
+    consumer: str
+    """Consumer of the disputed leaf."""
+    provider: str
+    """Provider (payee) of the disputed leaf."""
+    challenger: str
+    """Who opened it and bonded."""
+    bond: int
+    """Bonded wei."""
+    state: str
+    """One of DISPUTE_STATES."""
+    resolvable_until: int
+    """Governance's deadline: the batch's challenge period plus the dispute period."""
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A consumer's Counter NFT."""
+
+    token_id: int
+    """Its token id (0: not minted yet)."""
+    wei_paid: int
+    """Wei its deposit has paid out in claims."""
+    claims: int
+    """Claims that paid something."""
+    last_batch: int
+    """Highest batch a claim paid through."""
 
 
 class Registry:
@@ -77,6 +182,7 @@ class Registry:
         self.sender = sender
         self.contract = contract(w3, REGISTRY, deployment.registry)
         self.token = contract(w3, TEST_TOKEN, deployment.token)  # only ERC-20 functions are used unless minting
+        self.counter_nft = contract(w3, COUNTER_NFT, deployment.counter_nft) if deployment.counter_nft else None
 
     def require_code(self) -> "Registry":
         """Fail clearly when the deployment's registry has no code on this node."""
@@ -86,28 +192,122 @@ class Registry:
                 f"(a local chain restarted without its state?); deploy again with `meterroot chain deploy`")
         return self
 
-    # -------------------------------------------------------------------------------- views
+    def as_sender(self, sender: Sender) -> "Registry":
+        """The same registry driven by another key."""
+        return Registry(self.w3, self.deployment, sender)
+
+    # ------------------------------------------------------------------------ batch views
     def batch(self, number: int) -> OnChainBatch:
-        root, total, leaf_count, manifest_hash, committed_at, revoked = \
+        root, total, cumulative, leaf_count, committed_at, revoked = \
             self.contract.functions.batchInfo(number).call()
         claimable_at = committed_at + self.deployment.challenge_period if committed_at else 0
-        return OnChainBatch(number, bytes(root), total, leaf_count, bytes(manifest_hash),
-                            committed_at, revoked, claimable_at)
+        return OnChainBatch(number, bytes(root), total, cumulative, leaf_count, committed_at, revoked,
+                            claimable_at)
 
     def latest_batch(self) -> int:
         return self.contract.functions.latestBatch().call()
 
+    def totals(self) -> tuple[int, int]:
+        """(Σ committed totals of the live batches, Σ paid out by claims)."""
+        committed, paid_out = self.contract.functions.totals().call()
+        return committed, paid_out
+
+    def committed_event(self, number: int) -> CommittedBatchEvent | None:
+        """The BatchCommitted event of batch `number`'s last commit (None when never committed)."""
+        logs = self.contract.events.BatchCommitted().get_logs(
+            from_block=self.deployment.block, argument_filters={"batch": number})
+        if not logs:
+            return None
+        last = max(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
+        a = last["args"]
+        return CommittedBatchEvent(number, bytes(a["root"]), a["total"], a["leafCount"], bytes(a["manifestHash"]),
+                                   a["dataURI"], "0x" + bytes(last["transactionHash"]).hex(), last["blockNumber"])
+
+    # ---------------------------------------------------------------------- consumer views
     def deposit_of(self, consumer: str) -> int:
         return self.contract.functions.deposits(checksum(consumer, "consumer")).call()
 
+    def available(self, consumer: str) -> int:
+        """The deposit less a pending (not lapsed) withdrawal."""
+        return self.contract.functions.available(checksum(consumer, "consumer")).call()
+
     def collected(self, consumer: str, payee: str) -> int:
         return self.contract.functions.collected(checksum(consumer, "consumer"), checksum(payee, "payee")).call()
+
+    def permitted(self, consumer: str, payee: str) -> int:
+        """The highest spend permit stored for (consumer, payee)."""
+        return self.contract.functions.permitted(checksum(consumer, "consumer"), checksum(payee, "payee")).call()
+
+    def permit_digest(self, consumer: str, payee: str, cumulative: int) -> bytes:
+        """The EIP-712 digest the registry checks a permit's signature against."""
+        return bytes(self.contract.functions.permitDigest(
+            checksum(consumer, "consumer"), checksum(payee, "payee"), cumulative).call())
 
     def pending_withdrawal(self, consumer: str) -> tuple[int, int]:
         """(amount, unlock time) of the consumer's withdrawal request; (0, 0) when none."""
         amount, unlock_at = self.contract.functions.withdrawals(checksum(consumer, "consumer")).call()
         return amount, unlock_at
 
+    def withdrawal(self, consumer: str) -> PendingWithdrawal:
+        amount, unlock_at = self.pending_withdrawal(consumer)
+        lapses_at = unlock_at + self.deployment.withdrawal_window if amount else 0
+        return PendingWithdrawal(amount, unlock_at if amount else 0, lapses_at)
+
+    def signer_valid_until(self, consumer: str, signer: str) -> int:
+        """Until when `signer` may sign for `consumer` (0: never authorised; 2^64-1: until revoked)."""
+        return self.contract.functions.signerValidUntil(checksum(consumer, "consumer"),
+                                                        checksum(signer, "signer")).call()
+
+    def is_authorized_signer(self, consumer: str, signer: str) -> bool:
+        return self.contract.functions.isAuthorizedSigner(checksum(consumer, "consumer"),
+                                                          checksum(signer, "signer")).call()
+
+    def counters(self, consumer: str) -> Counters:
+        """The consumer's Counter NFT counters."""
+        token_id, wei_paid, claims, last_batch = self._nft().functions.countersOf(
+            checksum(consumer, "consumer")).call()
+        return Counters(token_id, wei_paid, claims, last_batch)
+
+    def token_uri(self, token_id: int) -> str:
+        return self._nft().functions.tokenURI(token_id).call()
+
+    def _nft(self):
+        if self.counter_nft is None:
+            raise UsageError(f"the deployment of registry {self.deployment.registry} names no Counter NFT; "
+                             f"redeploy with `meterroot chain deploy`")
+        return self.counter_nft
+
+    # ---------------------------------------------------------------------- provider views
+    def stakes(self, provider: str) -> ProviderStake:
+        staked, unstaking, unlock_at = self.contract.functions.stakes(checksum(provider, "provider")).call()
+        return ProviderStake(staked, unstaking, unlock_at)
+
+    def open_disputes(self, consumer: str, provider: str) -> int:
+        """Open disputes freezing the (consumer, provider) leaf's claims."""
+        return self.contract.functions.openDisputes(checksum(consumer, "consumer"),
+                                                    checksum(provider, "provider")).call()
+
+    def dispute(self, dispute_id: int) -> DisputeInfo:
+        batch, consumer, provider, challenger, bond, state, until = \
+            self.contract.functions.disputes(dispute_id).call()
+        return DisputeInfo(dispute_id, batch, consumer, provider, challenger, bond, DISPUTE_STATES[state], until)
+
+    def dispute_count(self) -> int:
+        return self.contract.functions.disputeCount().call()
+
+    # ------------------------------------------------------------------------- role views
+    def has_role(self, role: bytes, account: str) -> bool:
+        return self.contract.functions.hasRole(role, checksum(account, "account")).call()
+
+    def default_admin(self) -> str:
+        return self.contract.functions.defaultAdmin().call()
+
+    def pending_default_admin(self) -> tuple[str, int]:
+        """(new admin, schedule time) of a pending two-step transfer; (0x0, 0) when none."""
+        new_admin, schedule = self.contract.functions.pendingDefaultAdmin().call()
+        return new_admin, schedule
+
+    # ---------------------------------------------------------------------- other views
     def token_balance(self, owner: str) -> int:
         return self.token.functions.balanceOf(checksum(owner, "address")).call()
 
@@ -120,59 +320,179 @@ class Registry:
             raise UsageError("this registry handle is read-only; give it a Sender to send transactions")
         return self.sender
 
+    def _send(self, call, label: str, **kwargs) -> TxResult:
+        return self._sender().send(call, label, **kwargs)
+
+    # batches ---------------------------------------------------------------------------
     def commit_batch(self, number: int, root: bytes, total: int, leaf_count: int,
-                     manifest_hash: bytes) -> TxResult:
-        return self._sender().send(
-            self.contract.functions.commitBatch(number, root, total, leaf_count, manifest_hash),
-            f"commitBatch({number})")
+                     manifest_hash: bytes, data_uri: str = "") -> TxResult:
+        return self._send(self.contract.functions.commitBatch(number, root, total, leaf_count, manifest_hash,
+                                                              data_uri),
+                          f"commitBatch({number})")
 
-    def revoke_batch(self, number: int) -> TxResult:
-        return self._sender().send(self.contract.functions.revokeBatch(number), f"revokeBatch({number})")
+    def revoke_batch(self, number: int, reason: str | bytes = b"") -> TxResult:
+        """Revoke batch `number` and every later one; `reason` text is recorded as its keccak256."""
+        return self._send(self.contract.functions.revokeBatch(number, reason_hash(reason)),
+                          f"revokeBatch({number})")
 
+    # permits -----------------------------------------------------------------------------
+    def submit_permit(self, permit: SpendPermit) -> TxResult:
+        self._check_permit_domain(permit)
+        return self._send(self.contract.functions.submitPermit(
+            permit.consumer, permit.payee, permit.cumulative_amount, permit.signature),
+            f"submitPermit({permit.consumer} -> {permit.payee}, {permit.cumulative_amount})")
+
+    def _check_permit_domain(self, permit: SpendPermit) -> None:
+        d = self.deployment
+        if permit.chain_id != d.chain_id or permit.registry != d.registry:
+            raise UsageError(f"the permit of {permit.consumer} -> {permit.payee} is for registry {permit.registry} "
+                             f"on chain {permit.chain_id}, not registry {d.registry} on chain {d.chain_id}")
+
+    def authorize_signer(self, signer: str) -> TxResult:
+        """Let `signer` sign permits for the sender (the consumer)."""
+        signer = checksum(signer, "signer")
+        return self._send(self.contract.functions.authorizeSigner(signer), f"authorizeSigner({signer})")
+
+    def revoke_signer(self, signer: str) -> TxResult:
+        """Revoke `signer` for the sender; it takes effect after the thaw period."""
+        signer = checksum(signer, "signer")
+        return self._send(self.contract.functions.revokeSigner(signer), f"revokeSigner({signer})")
+
+    # claims ------------------------------------------------------------------------------
     def claim(self, number: int, consumer: str, payee: str, cumulative: int, proof: list[bytes],
               *, gas: int | None = None) -> ClaimResult:
         consumer, payee = checksum(consumer, "consumer"), checksum(payee, "payee")
-        result = self._sender().send(
-            self.contract.functions.claim(number, consumer, payee, cumulative, proof),
-            f"claim(batch {number}, {consumer} -> {payee})", gas=gas)
+        result = self._send(self.contract.functions.claim(number, consumer, payee, cumulative, proof),
+                            f"claim(batch {number}, {consumer} -> {payee})", gas=gas)
+        return self._claim_result(number, consumer, payee, result)
+
+    def claim_with_permit(self, number: int, consumer: str, payee: str, cumulative: int, proof: list[bytes],
+                          permit: SpendPermit, *, gas: int | None = None) -> ClaimResult:
+        """Submit `permit` (when higher than the stored one) and claim, in one transaction."""
+        consumer, payee = checksum(consumer, "consumer"), checksum(payee, "payee")
+        self._check_permit_domain(permit)
+        if (permit.consumer, permit.payee) != (consumer, payee):
+            raise UsageError(f"the permit is for {permit.consumer} -> {permit.payee}, not the claimed "
+                             f"{consumer} -> {payee}")
+        result = self._send(self.contract.functions.claimWithPermit(
+            number, consumer, payee, cumulative, proof, permit.cumulative_amount, permit.signature),
+            f"claimWithPermit(batch {number}, {consumer} -> {payee})", gas=gas)
+        return self._claim_result(number, consumer, payee, result)
+
+    def _claim_result(self, number: int, consumer: str, payee: str, result: TxResult) -> ClaimResult:
         claimed = self.contract.events.Claimed().process_receipt(result.receipt, errors=DISCARD)
         shortfalls = self.contract.events.Shortfall().process_receipt(result.receipt, errors=DISCARD)
         paid = claimed[0]["args"]["amount"] if claimed else 0
+        shortfall = shortfalls[0]["args"]["unpaid"] if shortfalls else 0
+        cause = LIMITS[shortfalls[0]["args"]["cause"]] if shortfalls else "none"
         return ClaimResult(
-            batch=number, consumer=consumer, payee=payee, paid=paid,
-            shortfall=shortfalls[0]["args"]["unpaid"] if shortfalls else 0,
+            batch=number, consumer=consumer, payee=payee, paid=paid, shortfall=shortfall, cause=cause,
             collected=self.collected(consumer, payee), tx_hash=result.tx_hash, gas_used=result.gas_used)
 
+    # tokens ------------------------------------------------------------------------------
     def mint(self, to: str, amount: int) -> TxResult:
         """Mint test tokens; only a deployment made with --test-token has a mintable token."""
         if not self.deployment.test_token:
             raise UsageError(f"--mint needs a deployment with --test-token; token {self.deployment.token} "
                              f"is a real ERC-20: acquire and approve it instead")
-        return self._sender().send(self.token.functions.mint(checksum(to, "address"), amount), f"mint({amount})")
+        return self._send(self.token.functions.mint(checksum(to, "address"), amount), f"mint({amount})")
 
-    def deposit_for(self, consumer: str, amount: int, *, mint: bool = False) -> TxResult:
-        """Deposit `amount` of the sender's tokens for `consumer` (approving the registry first).
-
-        `mint` first mints the amount to the sender (test token only).
-        """
-        if amount <= 0:
-            raise UsageError(f"the deposit amount must be a positive number of wei, not {amount}")
-        consumer = checksum(consumer, "consumer")
+    def _fund(self, amount: int, mint: bool) -> None:
+        """Mint (test token only) and approve `amount` of the sender's tokens for the registry."""
         sender = self._sender()
         if mint:
             self.mint(sender.address, amount)
         allowance = self.token.functions.allowance(sender.address, self.deployment.registry).call()
         if allowance < amount:
             sender.send(self.token.functions.approve(self.deployment.registry, amount), f"approve({amount})")
-        return sender.send(self.contract.functions.depositFor(consumer, amount),
-                           f"depositFor({consumer}, {amount})")
+
+    @staticmethod
+    def _positive(amount: int, what: str) -> None:
+        if not isinstance(amount, int) or amount <= 0:
+            raise UsageError(f"the {what} must be a positive number of wei, not {amount!r}")
+
+    # deposits ----------------------------------------------------------------------------
+    def deposit(self, amount: int, *, mint: bool = False) -> TxResult:
+        """Deposit `amount` of the sender's tokens for the sender (approving the registry first)."""
+        self._positive(amount, "deposit amount")
+        self._fund(amount, mint)
+        return self._send(self.contract.functions.deposit(amount), f"deposit({amount})")
+
+    def deposit_for(self, consumer: str, amount: int, *, mint: bool = False) -> TxResult:
+        """Deposit `amount` of the sender's tokens for `consumer` (approving the registry first).
+
+        `mint` first mints the amount to the sender (test token only).
+        """
+        self._positive(amount, "deposit amount")
+        consumer = checksum(consumer, "consumer")
+        self._fund(amount, mint)
+        return self._send(self.contract.functions.depositFor(consumer, amount),
+                          f"depositFor({consumer}, {amount})")
 
     def request_withdrawal(self, amount: int) -> TxResult:
-        return self._sender().send(self.contract.functions.requestWithdrawal(amount),
-                                   f"requestWithdrawal({amount})")
+        return self._send(self.contract.functions.requestWithdrawal(amount), f"requestWithdrawal({amount})")
+
+    def cancel_withdrawal(self) -> TxResult:
+        return self._send(self.contract.functions.cancelWithdrawal(), "cancelWithdrawal()")
 
     def withdraw(self) -> TxResult:
-        return self._sender().send(self.contract.functions.withdraw(), "withdraw()")
+        return self._send(self.contract.functions.withdraw(), "withdraw()")
+
+    # stakes ------------------------------------------------------------------------------
+    def stake(self, amount: int, *, provider: str | None = None, mint: bool = False) -> TxResult:
+        """Stake `amount` of the sender's tokens for `provider` (default: the sender)."""
+        self._positive(amount, "stake")
+        self._fund(amount, mint)
+        if provider is None:
+            return self._send(self.contract.functions.stake(amount), f"stake({amount})")
+        provider = checksum(provider, "provider")
+        return self._send(self.contract.functions.stakeFor(provider, amount), f"stakeFor({provider}, {amount})")
+
+    def request_unstake(self, amount: int) -> TxResult:
+        return self._send(self.contract.functions.requestUnstake(amount), f"requestUnstake({amount})")
+
+    def unstake(self) -> TxResult:
+        return self._send(self.contract.functions.unstake(), "unstake()")
+
+    # disputes ----------------------------------------------------------------------------
+    def open_dispute(self, number: int, consumer: str, provider: str, evidence_hash: bytes,
+                     *, mint: bool = False) -> tuple[int, TxResult]:
+        """Bond the dispute bond (approving it first) and dispute a leaf; returns (dispute id, tx)."""
+        consumer, provider = checksum(consumer, "consumer"), checksum(provider, "provider")
+        self._fund(self.deployment.dispute_bond or self.contract.functions.disputeBond().call(), mint)
+        result = self._send(self.contract.functions.openDispute(number, consumer, provider, evidence_hash),
+                            f"openDispute(batch {number}, {consumer} -> {provider})")
+        [opened] = self.contract.events.DisputeOpened().process_receipt(result.receipt, errors=DISCARD)
+        return opened["args"]["id"], result
+
+    def resolve_dispute(self, dispute_id: int, upheld: bool, slash: int = 0) -> TxResult:
+        return self._send(self.contract.functions.resolveDispute(dispute_id, upheld, slash),
+                          f"resolveDispute({dispute_id}, {'upheld' if upheld else 'rejected'}, {slash})")
+
+    def expire_dispute(self, dispute_id: int) -> TxResult:
+        return self._send(self.contract.functions.expireDispute(dispute_id), f"expireDispute({dispute_id})")
+
+    # roles -------------------------------------------------------------------------------
+    def grant_role(self, role: bytes, account: str) -> TxResult:
+        account = checksum(account, "account")
+        return self._send(self.contract.functions.grantRole(role, account), f"grantRole(0x{role.hex()}, {account})")
+
+    def revoke_role(self, role: bytes, account: str) -> TxResult:
+        account = checksum(account, "account")
+        return self._send(self.contract.functions.revokeRole(role, account), f"revokeRole(0x{role.hex()}, {account})")
+
+    def renounce_role(self, role: bytes) -> TxResult:
+        sender = self._sender().address
+        return self._send(self.contract.functions.renounceRole(role, sender), f"renounceRole(0x{role.hex()})")
+
+    def begin_admin_transfer(self, new_admin: str) -> TxResult:
+        """Step one of the two-step admin transfer; the new admin accepts after the admin delay."""
+        new_admin = checksum(new_admin, "new admin")
+        return self._send(self.contract.functions.beginDefaultAdminTransfer(new_admin),
+                          f"beginDefaultAdminTransfer({new_admin})")
+
+    def accept_admin_transfer(self) -> TxResult:
+        return self._send(self.contract.functions.acceptDefaultAdminTransfer(), "acceptDefaultAdminTransfer()")
 
 
 def advance_time(w3: Web3, seconds: int) -> int:

@@ -46,12 +46,14 @@ class CommitOutcome:
     """Gas of the commit (None when skipped)."""
 
 
-def commit_output(out: Path, registry: Registry, *, skip_validation: bool = False) -> list[CommitOutcome]:
+def commit_output(out: Path, registry: Registry, *, skip_validation: bool = False,
+                  data_uri: str = "") -> list[CommitOutcome]:
     """Commit every batch of OUT not yet on chain, in order.
 
     Before each commit: the tree must match its manifest and name the deployment's chain id and
     registry, and the batch must have passed validation (expectations.gate), unless
-    `skip_validation`, an explicit override that is logged.
+    `skip_validation`, an explicit override that is logged. `data_uri` (where OUT's batches are
+    published, e.g. a `meterroot serve` URL) is emitted with each commit.
     """
     out = Path(out)
     deployment = registry.deployment
@@ -65,7 +67,8 @@ def commit_output(out: Path, registry: Registry, *, skip_validation: bool = Fals
         check_batch(local, load_tree(local), deployment.chain_id, deployment.registry)
         _refuse_revoked_root(registry, local.number, local.root)
         _validation_gate(out, number, skip_validation)
-        result = registry.commit_batch(number, local.root, local.total, local.leaf_count, local.manifest_hash)
+        result = registry.commit_batch(number, local.root, local.total, local.leaf_count, local.manifest_hash,
+                                       data_uri)
         outcomes.append(CommitOutcome(
             batch=number, root="0x" + local.root.hex(), action=COMMITTED,
             claimable_at=registry.batch(number).claimable_at, tx_hash=result.tx_hash,
@@ -81,9 +84,10 @@ def _already_committed(registry: Registry, local: LocalBatch) -> CommitOutcome:
             f"batch {number} is committed on registry {registry.deployment.registry} with root "
             f"0x{on_chain.root.hex()} but OUT has root 0x{root.hex()}; this output folder is not the one "
             f"that registry settles (use its own output folder, or deploy a new registry)")
-    if on_chain.manifest_hash != local.manifest_hash:
+    event = registry.committed_event(number)  # the manifest hash is emitted, not stored
+    if event is not None and event.manifest_hash != local.manifest_hash:
         log.warning("batch %d: same root on chain, but its manifest hash 0x%s differs from OUT's 0x%s "
-                    "(the manifest was rewritten after the commit)", number, on_chain.manifest_hash.hex(),
+                    "(the manifest was rewritten after the commit)", number, event.manifest_hash.hex(),
                     local.manifest_hash.hex())
     return CommitOutcome(batch=number, root="0x" + root.hex(), action=ALREADY_COMMITTED,
                          claimable_at=on_chain.claimable_at)
@@ -150,8 +154,8 @@ def status(registry: Registry, consumer: str | None = None) -> dict:
                 "batch": b.number,
                 "root": "0x" + b.root.hex(),
                 "total": str(b.total),
+                "cumulative_total": str(b.cumulative_total),
                 "leaf_count": b.leaf_count,
-                "manifest_hash": "0x" + b.manifest_hash.hex(),
                 "committed_at": b.committed_at,
                 "claimable_from": b.claimable_at,
                 "state": "revoked" if b.revoked else ("final" if now >= b.claimable_at else "in challenge period"),

@@ -22,14 +22,19 @@ from sinks.chain import anvil
 from sinks.chain.deployment import deploy
 from sinks.chain.keys import anvil_dev_account
 from sinks.chain.rpc import Sender, connect
-from tests.support.events import (CONSUMER, CONSUMER_2, PROVIDER_A, PROVIDER_B, T0, event, write_jsonl,
-                                  write_tariff)
+from eth_account import Account
+
+from settlement.keccak import keccak256
+from tests.support.events import CONSUMER_2, PROVIDER_A, PROVIDER_B, T0, event, write_jsonl, write_tariff
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_DIR = ROOT / "adapters" / "availability"
 PROBER = "0x7000000000000000000000000000000000000007"
 EPOCH = T0 // 3_600_000
 CHALLENGE_PERIOD = 100
+CONSUMER_ACCOUNT = Account.from_key(keccak256(b"meterroot availability test consumer"))
+"""A consumer whose key the tests hold: it signs the spend permit its claims need (SPEC §6 v2)."""
+CONSUMER = CONSUMER_ACCOUNT.address
 
 
 def probe(probe_id, provider=PROVIDER_A, ok=True, latency_ms=10, timestamp=T0, prober=PROBER):

@@ -7,8 +7,9 @@ from sinks.chain.keys import anvil_dev_account
 from sinks.chain.registry import Registry, advance_time
 from sinks.chain.rpc import Sender, connect
 from sinks.chain.settle import commit_output
-from tests.availability.conftest import CHALLENGE_PERIOD, EPOCH, EXPECTED, get_json
-from tests.support.events import CONSUMER, PROVIDER_A, PROVIDER_B
+from sinks.chain.spend_permits import sign_permit
+from tests.availability.conftest import CHALLENGE_PERIOD, CONSUMER, CONSUMER_ACCOUNT, EPOCH, EXPECTED, get_json
+from tests.support.events import PROVIDER_A, PROVIDER_B
 
 
 def test_openapi_document_lists_every_route(serve_url):
@@ -91,8 +92,11 @@ def test_a_proof_from_serve_is_paid_by_the_registry_on_chain(serve_url, settled_
     commit_output(settled_output.out, registry, skip_validation=True)
     amount = int(proof["cumulativeAmount"])
     registry.deposit_for(CONSUMER, amount, mint=True)
+    registry.stake(10**18, provider=PROVIDER_A, mint=True)  # a provider payee must hold the minimum stake
+    permit = sign_permit(CONSUMER_ACCOUNT, w3.eth.chain_id, settled_output.deployment.registry, CONSUMER,
+                         PROVIDER_A, amount)
     advance_time(w3, CHALLENGE_PERIOD + 1)
     before = registry.token_balance(PROVIDER_A)
-    result = registry.claim(1, proof["consumer"], proof["payee"], amount,
-                            [bytes.fromhex(p[2:]) for p in proof["proof"]])
+    result = registry.claim_with_permit(1, proof["consumer"], proof["payee"], amount,
+                                        [bytes.fromhex(p[2:]) for p in proof["proof"]], permit)
     assert result.paid == amount and registry.token_balance(PROVIDER_A) - before == amount

@@ -8,13 +8,28 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from sinks.chain.deployment import deploy
+from sinks.chain.deployment import RegistryConfig, deploy
 from sinks.chain.keys import anvil_dev_account
 from sinks.chain.registry import Registry
 from sinks.chain.rpc import Sender, connect
 
 CHALLENGE_PERIOD = 100
+MAX_BATCH_DELAY = 50
 THAW_PERIOD = 300
+WITHDRAWAL_WINDOW = 100
+DISPUTE_PERIOD = 100
+UNSTAKE_THAW = 250
+ADMIN_DELAY = 60
+MIN_PROVIDER_STAKE = 1_000
+DISPUTE_BOND = 50
+MAX_SLASH_BPS = 5_000
+TREASURY = "0x000000000000000000000000000000000000Fee5"
+TEST_CONFIG = RegistryConfig(
+    treasury=TREASURY, challenge_period=CHALLENGE_PERIOD, max_batch_delay=MAX_BATCH_DELAY,
+    thaw_period=THAW_PERIOD, withdrawal_window=WITHDRAWAL_WINDOW, dispute_period=DISPUTE_PERIOD,
+    unstake_thaw=UNSTAKE_THAW, admin_delay=ADMIN_DELAY, min_provider_stake=MIN_PROVIDER_STAKE,
+    dispute_bond=DISPUTE_BOND, max_slash_bps=MAX_SLASH_BPS)
+"""Short periods (the tests move anvil's clock) and small stakes, in test-token wei."""
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +55,7 @@ def new_account(w3):
 
 @pytest.fixture
 def deployment(dev, anvil_url):
-    return deploy(dev, test_token=True, challenge_period=CHALLENGE_PERIOD, thaw_period=THAW_PERIOD,
-                  rpc_url=anvil_url)
+    return deploy(dev, test_token=True, config=TEST_CONFIG, rpc_url=anvil_url)
 
 
 @pytest.fixture

@@ -15,9 +15,14 @@ from sinks.chain import anvil
 from sinks.chain.artifacts import TEST_TOKEN
 from sinks.chain.deployment import contract
 from sinks.chain.keys import _ANVIL_DEV_KEY
-from sinks.chain.registry import advance_time
+from eth_account import Account
+
+from sinks.chain.deployment import Deployment
+from sinks.chain.keys import anvil_dev_account
+from sinks.chain.registry import Registry, advance_time
+from sinks.chain.rpc import Sender
 from tests.chain.conftest import CHALLENGE_PERIOD
-from tests.chain.helpers import address, settlement_tree, write_batch
+from tests.chain.helpers import address, consent, settlement_tree, stake_provider, write_batch
 
 
 def run(capsys, *argv):
@@ -51,7 +56,8 @@ def test_deploy_commit_deposit_claim_status(tmp_path, deployed, capsys, caplog, 
     assert {"chain_id", "registry", "token", "block", "transactions"} <= d.keys()
     assert d["chain_id"] == 31337 and set(d["transactions"]) == {"token", "registry"}
     out = tmp_path / "out"
-    consumer, payee, treasury = address(), address(), address()
+    consumer_key, payee, treasury = Account.create(), address(), d["treasury"]
+    consumer = consumer_key.address
     _, second = two_batches(out, d, consumer, payee, treasury)
 
     code, printed, err = run(capsys, "commit", "--output", out, "--deployment", file, "--skip-validation")
@@ -68,6 +74,11 @@ def test_deploy_commit_deposit_claim_status(tmp_path, deployed, capsys, caplog, 
                              "--amount", 2_000, "--mint")
     assert code == 0, err
     assert "deposit now 2000 wei" in printed
+    # v2: the payee is staked and the consumer consents (the CLI verbs for these come with #10's CLI)
+    registry = Registry(w3, Deployment.read(file), Sender(w3, anvil_dev_account()))
+    stake_provider(registry, payee, d["min_provider_stake"])
+    consent(registry, consumer_key, payee, 1_000)
+    consent(registry, consumer_key, treasury, 30)
 
     code, printed, err = run(capsys, "claim", "--output", out, "--deployment", file, "--batch", 2,
                              "--consumer", consumer, "--payee", payee)

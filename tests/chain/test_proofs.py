@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 from settlement.merkle import SETTLEMENT_LEAF_ENCODING, settlement_value
-from tests.chain.helpers import Leaf, address, claim, finalize, settlement_tree
+from eth_account import Account
+
+from tests.chain.helpers import Leaf, address, finalize, permit, settlement_tree, stake_providers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,36 +28,44 @@ def openzeppelin_tree(values):
     return json.loads(done.stdout)
 
 
-def rows_for(count):
-    consumers = [address() for _ in range(3)]
-    return [(consumers[i % 3], address(), 1_000 + 37 * i) for i in range(count)]
+def rows_for(registry, count):
+    """`count` leaves of three consumers that deposit; each payee is staked. Returns the rows and
+    each row's permit, signed by its consumer (claimed with claimWithPermit)."""
+    consumers = [Account.create() for _ in range(3)]
+    rows = [(consumers[i % 3].address, address(), 1_000 + 37 * i) for i in range(count)]
+    permits = [permit(registry, consumers[i % 3], payee, amount) for i, (_, payee, amount) in enumerate(rows)]
+    stake_providers(registry, [payee for _, payee, _ in rows])
+    for consumer in consumers:
+        registry.deposit_for(consumer.address, 100_000, mint=True)
+    return rows, permits
+
+
+def claim_with(registry, item, spend_permit):
+    return registry.claim_with_permit(1, item.consumer, item.payee, item.cumulative, item.proof, spend_permit)
 
 
 def test_openzeppelin_js_proofs_verify_on_chain(registry):
     d = registry.deployment
-    rows = rows_for(11)
+    rows, permits = rows_for(registry, 11)
     values = [settlement_value(d.chain_id, d.registry, 1, *row) for row in rows]
     js = openzeppelin_tree(values)
-    registry.commit_batch(1, bytes.fromhex(js["root"][2:]), 0, len(values), b"\x01" * 32)
-    for consumer in {c for c, _, _ in rows}:
-        registry.deposit_for(consumer, 100_000, mint=True)
+    registry.commit_batch(1, bytes.fromhex(js["root"][2:]), sum(a for _, _, a in rows), len(values), b"\x01" * 32)
     finalize(registry, 1)
 
-    for (consumer, payee, amount), proof in zip(rows, js["proofs"]):
+    for (consumer, payee, amount), proof, spend_permit in zip(rows, js["proofs"], permits):
         item = Leaf(consumer, payee, amount, [bytes.fromhex(p[2:]) for p in proof])
-        assert claim(registry, 1, item).paid == amount
+        assert claim_with(registry, item, spend_permit).paid == amount
         assert registry.token_balance(payee) == amount
 
 
 def test_python_tree_claims_on_chain(registry):
     d = registry.deployment
-    rows = rows_for(9)
+    rows, permits = rows_for(registry, 9)
     tree = settlement_tree(d.chain_id, d.registry, 1, rows)
     assert "0x" + tree.root.hex() == openzeppelin_tree(tree.values)["root"]
-    registry.commit_batch(1, tree.root, 0, len(rows), b"\x01" * 32)
-    for consumer in {c for c, _, _ in rows}:
-        registry.deposit_for(consumer, 100_000, mint=True)
+    registry.commit_batch(1, tree.root, sum(a for _, _, a in rows), len(rows), b"\x01" * 32)
     finalize(registry, 1)
 
-    for index, (consumer, payee, amount) in enumerate(rows):
-        assert claim(registry, 1, Leaf(consumer, payee, amount, tree.get_proof(index))).paid == amount
+    for (consumer, payee, amount), spend_permit in zip(rows, permits):
+        index = tree.find(lambda v: v[3] == consumer and v[4] == payee)
+        assert claim_with(registry, Leaf(consumer, payee, amount, tree.get_proof(index)), spend_permit).paid == amount
