@@ -12,6 +12,7 @@ INSTALL_REQUIRES = [
     "PyYAML==6.0.4",
     "eth-abi==6.0.0",
     "eth-account==0.14.0",
+    "coincurve==21.0.0",  # C secp256k1 for eth-keys: signing and recovering permits, demo consumers' keys
     "eth-hash==0.8.0",
     "eth-utils==6.0.0",
     "safe-pysha3==1.0.7",  # C keccak backend for eth-hash: < 1 us a hash instead of ~5 us

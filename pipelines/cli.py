@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "pipelines.batch_cli",
     "pipelines.demo_cli",
     "pipelines.chain_cli",
+    "pipelines.permits_cli",
     "pipelines.quality_cli",
     "pipelines.stream_cli",
     "pipelines.probe_cli",

@@ -1,14 +1,16 @@
 """`meterroot demo`: the main job end to end on embedded defaults, narrated.
 
 generate events -> local chain + registry -> batch -> validate + reconcile -> commit the root ->
-deposit for a consumer -> wait out the challenge period -> claim one leaf -> balances."""
+the top consumers sign spend permits with their keys, OUT ingests them -> deposits and provider
+stakes -> wait out the challenge period -> claim every leaf of theirs with its permit -> balances;
+a claim for a consumer who signed nothing is refused."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 from settlement.errors import UsageError
-from settlement.synthetic import synthetic_events
+from settlement.synthetic import consumer_key, population, synthetic_events
 from sinks.event_files import write_events
 
 DEFAULT_TARIFF = Path(__file__).parent / "defaults" / "tariff.yaml"
@@ -22,6 +24,8 @@ def register(subparsers) -> None:
                    help="demo output directory (default demo-out; a previous demo there is replaced)")
     p.add_argument("--events", type=int, default=50_000, metavar="N")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--signers", type=int, default=3, metavar="N",
+                   help="how many of the top consumers sign permits and are claimed from (default 3)")
     p.add_argument("--keep-chain", action="store_true", help="leave the local chain running")
     p.set_defaults(func=run_demo)
 
@@ -47,8 +51,11 @@ def run_demo(args) -> int:
     from expectations.runner import validate_output
     from pipelines.batch import settle
     from sinks.catalog import build_catalog, connect
-    from sinks.chain.local import deploy_local, settle_one_leaf, start_local_chain, stop_local_chain
+    from settlement.tariff import load_tariff
+    from sinks.chain.local import deploy_local, settle_with_permits, start_local_chain, stop_local_chain
 
+    if args.signers < 1:
+        raise UsageError(f"--signers must be at least 1, got {args.signers}")
     out = Path(args.output)
     _fresh(out)
     events = out / "input" / "usage.jsonl"
@@ -57,7 +64,8 @@ def run_demo(args) -> int:
 
     chain = start_local_chain(out)
     try:
-        deployment = deploy_local(chain.url, deployment_file=out / "chain" / "deployment.json")
+        deployment = deploy_local(chain.url, treasury=load_tariff(str(DEFAULT_TARIFF)).treasury,
+                                  deployment_file=out / "chain" / "deployment.json")
         print(f"2. local chain {chain.url} (chain id {deployment.chain_id}); registry {deployment.registry}, "
               f"test token {deployment.token}")
 
@@ -80,28 +88,63 @@ def run_demo(args) -> int:
             return 1
 
         con = connect(out)
-        top = con.sql("SELECT consumer, sum(amount_wei)::DECIMAL(38,0) AS owed FROM settlement_lines "
-                      "GROUP BY consumer ORDER BY owed DESC, consumer LIMIT 3").fetchall()
-        consumer = top[0][0]
-        payee = con.sql("SELECT provider FROM settlement_lines WHERE consumer = ? GROUP BY provider "
-                        "ORDER BY sum(provider_wei) DESC, provider LIMIT 1", params=[consumer]).fetchall()[0][0]
+        ranked = con.sql("SELECT consumer, sum(amount_wei)::DECIMAL(38,0) AS owed FROM settlement_lines "
+                         "GROUP BY consumer ORDER BY owed DESC, consumer LIMIT ?",
+                         params=[args.signers + 1]).fetchall()
         con.close()
+        signers, unsigned = ranked[:args.signers], ranked[args.signers:]
         print("5. top consumers by amount owed:")
-        for who, owed in top:
+        for who, owed in signers:
             print(f"     {who}  {_wei(int(owed))}")
 
-        settled = settle_one_leaf(out, deployment, consumer=consumer, payee=payee)
+        keys = _consumer_keys([who for who, _ in signers])
+        settled = settle_with_permits(out, deployment, keys)
         for commit in settled.commits:
             print(f"6. batch {commit.batch} root {commit.action} on chain (tx {commit.tx_hash}, "
                   f"{commit.gas_used:,} gas)")
-        print(f"7. deposited {_wei(settled.deposited)} for consumer {settled.consumer}; "
-              "challenge period waited out on the local clock")
-        print(f"8. claimed batch {settled.batch} leaf for payee {settled.payee} "
-              f"(cumulative {_wei(settled.cumulative)}):")
-        print(f"     payee balance before {_wei(settled.balance_before)}")
-        print(f"     payee balance after  {_wei(settled.balance_after)}")
-        print(f"Try: .venv/bin/meterroot query --output {out} --report provider-revenue")
+        counts = settled.ingested.files[0]
+        print(f"7. the top consumers signed {counts.read} spend permits with their own keys "
+              f"({settled.permit_file}); `meterroot permits` verified them: accepted {counts.accepted}, "
+              f"quarantined {counts.quarantined}; kept in {out / 'permits'}")
+        print(f"8. deposited {_wei(sum(settled.deposited.values()))} for {len(settled.deposited)} consumers; "
+              f"staked {_wei(sum(settled.staked.values()))} for {len(settled.staked)} providers; "
+              f"challenge period waited out on the local clock")
+        paid = sum(c.claim.paid for c in settled.claims)
+        gas = sorted(c.claim.gas_used for c in settled.claims)
+        print(f"9. claimed {len(settled.claims)} leaves of batch {settled.batch} with their permits "
+              f"(claimWithPermit, {gas[0]:,}-{gas[-1]:,} gas): paid {_wei(paid)}")
+        for payee, (before, after) in settled.balances.items():
+            print(f"     {payee}  balance {_wei(before)} -> {_wei(after)}")
+        if unsigned:
+            _refused_without_permit(out, deployment, settled.batch, unsigned[0][0])
+        print(f"Try: .venv/bin/meterroot permits --output {out} --consumer {signers[0][0]}")
     finally:
         if not args.keep_chain:
             stop_local_chain(out)
     return 0
+
+
+def _consumer_keys(addresses: list[str]) -> dict:
+    """The keys of generated consumers (settlement.synthetic.consumer_key), by address."""
+    consumers = population()[0]
+    index = {address: i for i, address in enumerate(consumers)}
+    return {address: consumer_key(index[address]) for address in addresses}
+
+
+def _refused_without_permit(out: Path, deployment, batch: int, consumer: str) -> None:
+    """Ask the registry itself to pay a leaf whose consumer signed nothing: it refuses."""
+    from settlement.errors import ChainError, InvariantBroken
+    from sinks.chain.batch_files import CONSUMER, PAYEE, find_leaf, load_tree, read_batch
+    from sinks.chain.local import connect_registry
+
+    local = read_batch(out, batch)
+    tree = load_tree(local)
+    payee = next(v[PAYEE] for v in tree.values if v[CONSUMER] == consumer)
+    proof = find_leaf(local, tree, consumer, payee)
+    registry = connect_registry(deployment)
+    try:
+        registry.claim(batch, consumer, payee, proof.cumulative, proof.proof)
+    except ChainError as refused:
+        print(f"10. consumer {consumer} signed no permit: the registry refuses to pay its leaf ({refused})")
+        return
+    raise InvariantBroken(f"the registry paid a leaf of {consumer}, who signed no permit")

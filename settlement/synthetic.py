@@ -5,6 +5,8 @@ and units, log-normal quantities, event times spread over a day. Deterministic f
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -20,8 +22,23 @@ def _address(tag: str, i: int) -> str:
     return normalize_address("0x" + keccak256(f"{tag}:{i}".encode())[-20:].hex())
 
 
+def consumer_key(i: int) -> bytes:
+    """The private key of generated consumer `i`: keccak256("meterroot demo consumer key:<i>").
+
+    Published, hence worthless: it lets the demo sign each generated consumer's spend permits.
+    (A hash of that form is below the secp256k1 order but for a 2^-128 chance.)"""
+    return keccak256(f"meterroot demo consumer key:{i}".encode())
+
+
+@functools.cache
+def consumer_addresses(n: int) -> tuple[str, ...]:
+    """EIP-55 addresses of the keys of generated consumers 0 … n-1."""
+    from eth_account import Account  # key to address: secp256k1, only when events are generated
+    return tuple(Account.from_key(consumer_key(i)).address for i in range(n))
+
+
 def population(n_consumers: int = 2000, n_providers: int = 5, n_contracts: int = 8):
-    consumers = [_address("consumer", i) for i in range(n_consumers)]
+    consumers = list(consumer_addresses(n_consumers))
     providers = [_address("provider", i) for i in range(n_providers)]
     contracts = [_address("contract", i) for i in range(n_contracts)]
     return consumers, providers, contracts

@@ -9,6 +9,7 @@ paid twice. A damaged ledger is refused (LedgerDamaged, exit 1) naming the file.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -17,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from settlement.errors import LedgerMismatch
 from settlement.ledger import FileDigest, LedgerDamaged, LedgerHead
 from sinks import layout
 from sinks.layout import batch_dir  # noqa: F401  (kept for callers of the old name)
@@ -204,3 +206,35 @@ class LedgerStore:
         head = replace(head, files=files)
         layout.write_json(layout.head_path(self.out), head.to_json())
         return head
+
+
+def roll_back(out: Path, batch: int) -> LedgerHead | None:
+    """Make `batch` the ledger's last batch again (after governance revoked the batches past it).
+
+    HEAD is rewritten first (the commit point: from then on the later batches are the remains
+    of unfinished runs), then their outputs and snapshots are removed. Their events are settled
+    no more, so a batch run over them settles them again: copy them first (sinks.revoked_batches
+    does) if their inputs are not kept. Returns the new head; None when there was nothing to undo.
+    """
+    store = LedgerStore(out)
+    head = store.head()
+    if head is None or batch >= head.batch:
+        return None
+    if batch < 0:
+        raise LedgerMismatch(f"cannot roll the ledger of {out} back to batch {batch}")
+    kept = {b: root for b, root in head.roots.items() if b <= batch}
+    previous = replace(head, batch=batch, roots=kept, tariff_hash=_tariff_hash_of(Path(out), batch, head))
+    # HEAD records digests: keep those of the batches kept (and the ledger-wide files)
+    previous = replace(previous, files={name: d for name, d in previous.files.items()
+                                        if (layout.batch_of_file(name) or 0) <= batch})
+    layout.write_json(layout.head_path(out), previous.to_json())
+    store.discard_unfinished(previous)  # every per-batch tree of OUT (sinks.layout.OUTPUT_TREES)
+    return previous
+
+
+def _tariff_hash_of(out: Path, batch: int, head: LedgerHead) -> str:
+    """The tariff hash of `batch`'s manifest (its own tariff), or the head's when it has none."""
+    manifest = layout.manifest_path(out, batch)
+    if batch == 0 or not manifest.exists():
+        return head.tariff_hash if batch else ""
+    return json.loads(manifest.read_text()).get("tariff_hash", head.tariff_hash)

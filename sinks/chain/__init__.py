@@ -9,7 +9,11 @@ Modules, from the node up:
     registry     one deployed SettlementRegistry: views and transactions
     batch_files  OUT/batches/<B>: manifests, trees, proofs
     settle       commit OUT's batches idempotently, claim, status
-    local        the whole round trip on a local chain, for `meterroot demo`
+    permit_check what only the chain can say about a permit (ERC-1271 wallets, authorised signers)
+    permit_claims  submit permits, claim with the best permit known (claimWithPermit when new)
+    revocation   revoke a batch and roll the output folder back with it
+    chain_status `chain status`: deposits, withdrawals, permits, stakes, disputes, roles
+    local        the whole round trip on a local chain, with consumers' permits, for `meterroot demo`
 
 The demo's entry points are re-exported here.
 """
@@ -19,7 +23,7 @@ from sinks.chain.local import (
     LocalSettlement,
     connect_registry,
     deploy_local,
-    settle_one_leaf,
+    settle_with_permits,
     start_local_chain,
     stop_local_chain,
 )
@@ -30,7 +34,7 @@ __all__ = [
     "LocalSettlement",
     "connect_registry",
     "deploy_local",
-    "settle_one_leaf",
+    "settle_with_permits",
     "start_local_chain",
     "stop_local_chain",
 ]

@@ -8,21 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from eth_account import Account
+
 from pipelines.cli import main
+from settlement.permits import sign_permit
+from sinks.permit_files import write_permit_file
 from settlement.errors import UsageError
 from settlement.merkle import hash_leaf, process_proof
 from sinks.chain import anvil
 from sinks.chain.artifacts import TEST_TOKEN
 from sinks.chain.deployment import contract
 from sinks.chain.keys import _ANVIL_DEV_KEY
-from eth_account import Account
-
-from sinks.chain.deployment import Deployment
-from sinks.chain.keys import anvil_dev_account
-from sinks.chain.registry import Registry, advance_time
-from sinks.chain.rpc import Sender
+from sinks.chain.registry import advance_time
 from tests.chain.conftest import CHALLENGE_PERIOD
-from tests.chain.helpers import address, consent, settlement_tree, stake_provider, write_batch
+from tests.chain.helpers import address, settlement_tree, write_batch
 
 
 def run(capsys, *argv):
@@ -31,13 +30,17 @@ def run(capsys, *argv):
     return code, out, err
 
 
+SHORT_PERIODS = ("--challenge-period", CHALLENGE_PERIOD, "--max-batch-delay", 50, "--thaw-period", 300,
+                 "--withdrawal-window", 100, "--dispute-period", 100, "--unstake-thaw", 250,
+                 "--admin-delay", 60, "--min-provider-stake", 1_000, "--dispute-bond", 50)
+"""Deploy options of the CLI tests: periods the tests skip on anvil's clock, stakes in test wei."""
+
+
 @pytest.fixture
 def deployed(tmp_path, anvil_url, capsys):
     """`chain deploy --test-token` into tmp_path/deployment.json; returns (file, its JSON)."""
     file = tmp_path / "deployment.json"
-    code, out, err = run(capsys, "deploy", "--rpc-url", anvil_url, "--test-token",
-                         "--challenge-period", CHALLENGE_PERIOD, "--thaw-period", 3 * CHALLENGE_PERIOD,
-                         "--out", file)
+    code, out, err = run(capsys, "deploy", "--rpc-url", anvil_url, "--test-token", *SHORT_PERIODS, "--out", file)
     assert code == 0, err
     return file, json.loads(file.read_text())
 
@@ -53,12 +56,12 @@ def two_batches(out: Path, d: dict, consumer: str, payee: str, treasury: str):
 
 def test_deploy_commit_deposit_claim_status(tmp_path, deployed, capsys, caplog, w3):
     file, d = deployed
-    assert {"chain_id", "registry", "token", "block", "transactions"} <= d.keys()
+    assert {"chain_id", "registry", "token", "block", "transactions", "counter_nft"} <= d.keys()
     assert d["chain_id"] == 31337 and set(d["transactions"]) == {"token", "registry"}
     out = tmp_path / "out"
-    consumer_key, payee, treasury = Account.create(), address(), d["treasury"]
-    consumer = consumer_key.address
-    _, second = two_batches(out, d, consumer, payee, treasury)
+    consumer, payee = Account.create(), address()
+    treasury = d["treasury"]
+    _, second = two_batches(out, d, consumer.address, payee, treasury)
 
     code, printed, err = run(capsys, "commit", "--output", out, "--deployment", file, "--skip-validation")
     assert code == 0, err
@@ -70,30 +73,29 @@ def test_deploy_commit_deposit_claim_status(tmp_path, deployed, capsys, caplog, 
     assert code == 0, err
     assert printed.count("already committed") == 2 and "committed root" not in printed
 
-    code, printed, err = run(capsys, "deposit", "--deployment", file, "--consumer", consumer,
+    code, printed, err = run(capsys, "deposit", "--deployment", file, "--consumer", consumer.address,
                              "--amount", 2_000, "--mint")
     assert code == 0, err
     assert "deposit now 2000 wei" in printed
-    # v2: the payee is staked and the consumer consents (the CLI verbs for these come with #10's CLI)
-    registry = Registry(w3, Deployment.read(file), Sender(w3, anvil_dev_account()))
-    stake_provider(registry, payee, d["min_provider_stake"])
-    consent(registry, consumer_key, payee, 1_000)
-    consent(registry, consumer_key, treasury, 30)
+    assert run(capsys, "stake", "--deployment", file, "--provider", payee, "--amount", 1_000, "--mint")[0] == 0
+    permits = tmp_path / "permits.jsonl"
+    write_permit_file(permits, [sign_permit(consumer.key, d["chain_id"], d["registry"], consumer.address, payee, 1_000),
+                                sign_permit(consumer.key, d["chain_id"], d["registry"], consumer.address, treasury, 30)])
 
     code, printed, err = run(capsys, "claim", "--output", out, "--deployment", file, "--batch", 2,
-                             "--consumer", consumer, "--payee", payee)
+                             "--consumer", consumer.address, "--payee", payee, "--permit", permits)
     assert code == 1 and "ChallengePeriodActive(batch=2" in err
 
     advance_time(w3, CHALLENGE_PERIOD)
     code, printed, err = run(capsys, "claim", "--output", out, "--deployment", file, "--batch", 2,
-                             "--consumer", consumer, "--payee", payee)
+                             "--consumer", consumer.address, "--payee", payee, "--permit", permits)
     assert code == 0, err
-    assert f"paid 1000 wei to {payee}" in printed
+    assert f"paid 1000 wei to {payee}" in printed and "claimWithPermit" in printed
     code, printed, err = run(capsys, "claim", "--output", out, "--deployment", file, "--batch", 1,
-                             "--consumer", consumer, "--payee", treasury)
+                             "--consumer", consumer.address, "--payee", treasury, "--permit", permits)
     assert code == 0 and f"paid 30 wei to {treasury}" in printed
 
-    code, printed, err = run(capsys, "status", "--deployment", file, "--consumer", consumer)
+    code, printed, err = run(capsys, "status", "--deployment", file, "--consumer", consumer.address)
     assert code == 0, err
     status = json.loads(printed)
     assert status["latest_batch"] == 2
@@ -101,11 +103,11 @@ def test_deploy_commit_deposit_claim_status(tmp_path, deployed, capsys, caplog, 
     assert status["batches"][1]["root"] == "0x" + second.root.hex()
     assert status["consumer"]["deposit"] == str(2_000 - 1_030)
 
-    code, printed, err = run(capsys, "proof", "--output", out, "--batch", 2, "--consumer", consumer,
+    code, printed, err = run(capsys, "proof", "--output", out, "--batch", 2, "--consumer", consumer.address,
                              "--payee", payee)
     assert code == 0, err
     proof = json.loads(printed)
-    assert proof["value"][3:] == [consumer, payee, "1000"]
+    assert proof["value"][3:] == [consumer.address, payee, "1000"]
     leaf = hash_leaf(second.leaf_encoding, proof["value"])
     assert "0x" + leaf.hex() == proof["leaf"]
     assert process_proof(leaf, [bytes.fromhex(p[2:]) for p in proof["proof"]]).hex() == proof["root"][2:]
@@ -201,7 +203,7 @@ def test_commit_without_the_gate_installed_asks_for_an_explicit_override(tmp_pat
 def test_a_key_is_never_printed(tmp_path, anvil_url, capsys, caplog, monkeypatch):
     file = tmp_path / "deployment.json"
     code, out, err = run(capsys, "deploy", "--rpc-url", anvil_url, "--test-token", "--out", file,
-                         "--private-key", _ANVIL_DEV_KEY)
+                         "--private-key", _ANVIL_DEV_KEY, *SHORT_PERIODS)
     assert code == 0, err
     bad_key = "0x" + "ab" * 31  # one byte short
     monkeypatch.setenv("METERROOT_PRIVATE_KEY", bad_key)
@@ -216,7 +218,7 @@ def test_a_key_is_never_printed(tmp_path, anvil_url, capsys, caplog, monkeypatch
 def test_mint_needs_a_test_token_deployment(tmp_path, anvil_url, dev, capsys):
     token = dev.send(contract(dev.w3, TEST_TOKEN).constructor(), "deploy token").receipt["contractAddress"]
     file = tmp_path / "deployment.json"
-    code, _, err = run(capsys, "deploy", "--rpc-url", anvil_url, "--token", token, "--out", file)
+    code, _, err = run(capsys, "deploy", "--rpc-url", anvil_url, "--token", token, "--out", file, *SHORT_PERIODS)
     assert code == 0, err
     assert json.loads(file.read_text())["test_token"] is False
     code, _, err = run(capsys, "deposit", "--deployment", file, "--consumer", address(), "--amount", 5, "--mint")
@@ -233,7 +235,7 @@ def test_chain_up_keeps_the_state_across_down_and_up(tmp_path, capsys):
         assert record["url"] == f"http://127.0.0.1:{port}" and record["pid"] > 0
         assert run(capsys, "up", "--output", out, "--port", port)[0] == 0  # already running: same chain
         file = tmp_path / "deployment.json"
-        code, _, err = run(capsys, "deploy", "--output", out, "--test-token", "--out", file)
+        code, _, err = run(capsys, "deploy", "--output", out, "--test-token", "--out", file, *SHORT_PERIODS)
         assert code == 0, err
         code, printed, err = run(capsys, "down", "--output", out)
         assert code == 0 and "state saved" in printed

@@ -1,40 +1,50 @@
-"""The Python API `meterroot demo` uses: a chain under OUT, deploy, commit, fund, claim."""
+"""The Python API `meterroot demo` uses: a chain under OUT, deploy, commit, permits, fund, claim."""
 from __future__ import annotations
 
-import pytest
 from eth_account import Account
 
 from settlement.errors import ChainError
-from sinks.chain import deploy_local, settle_one_leaf, start_local_chain, stop_local_chain
-from tests.chain.helpers import address, settlement_tree, write_batch
+from sinks.chain import deploy_local, settle_with_permits, start_local_chain, stop_local_chain
+from sinks.chain.batch_files import find_leaf, load_tree, read_batch
+from pipelines.cli import main
+from sinks.chain.local import connect_registry
+from tests.support.events import PROVIDER_A, TARIFF, event, write_jsonl, write_tariff
 
 
-def test_settle_one_leaf_pays_the_payee_on_a_local_chain(tmp_path):
+def test_consumers_permits_pay_every_leaf_of_theirs_and_only_theirs(tmp_path):
     out = tmp_path / "out"
     chain = start_local_chain(out)
     try:
         deployment = deploy_local(chain.url, deployment_file=out / "chain" / "deployment.json")
         assert (out / "chain" / "deployment.json").exists()
-        consumer_key, payee, treasury = Account.create(), address(), deployment.treasury
-        consumer = consumer_key.address
-        for batch, owed in ((1, 400), (2, 1_000)):
-            tree = settlement_tree(deployment.chain_id, deployment.registry, batch,
-                                   [(consumer, payee, owed), (consumer, treasury, owed // 10)])
-            write_batch(out, batch, tree, chain_id=deployment.chain_id, registry=deployment.registry)
+        signer, silent = Account.create(), Account.create()
+        payee, treasury = PROVIDER_A, deployment.treasury
+        usage = write_jsonl(tmp_path / "usage.jsonl", [event("s-1", consumer=signer.address, quantity=400),
+                                                       event("s-2", consumer=silent.address, quantity=30)])
+        tariff = write_tariff(tmp_path / "tariff.json", TARIFF | {"treasury": treasury})
+        assert main(["batch", "--input", str(usage), "--tariff", str(tariff), "--output", str(out), "--chain-id",
+                     str(deployment.chain_id), "--registry", deployment.registry, "--no-validate"]) == 0
+        local = read_batch(out, 1)
+        owed = {p: find_leaf(local, load_tree(local), signer.address, p).cumulative for p in (payee, treasury)}
 
-        with pytest.raises(ChainError, match=r"NothingPayable\(batch=2, .*owed=1000, cause=1\)"):  # no permit
-            settle_one_leaf(out, deployment, consumer=consumer, payee=payee, skip_validation=True)
-        result = settle_one_leaf(out, deployment, consumer=consumer, payee=payee, consumer_key=consumer_key,
-                                 skip_validation=True)
+        result = settle_with_permits(out, deployment, {signer.address: signer.key}, skip_validation=True)
 
-        assert [c.action for c in result.commits] == ["already committed", "already committed"]
-        assert (result.batch, result.cumulative, result.deposited) == (2, 1_000, 0)  # funded by the first try
-        assert (result.balance_before, result.balance_after) == (0, 1_000)
-        assert result.claim.paid == 1_000
+        assert [c.action for c in result.commits] == ["committed"]
+        assert result.ingested.total("accepted") == 2 and result.ingested.total("quarantined") == 0
+        assert result.deposited == {signer.address: sum(owed.values())}
+        assert result.staked == {payee: deployment.min_provider_stake}
+        assert sorted(c.claim.paid for c in result.claims) == sorted(owed.values())
+        assert result.balances == {p: (0, paid) for p, paid in owed.items()}
 
-        again = settle_one_leaf(out, deployment, consumer_key=consumer_key, skip_validation=True)  # first leaf of batch 2
-        assert [c.action for c in again.commits] == ["already committed", "already committed"]
-        assert again.balance_after - again.balance_before == again.claim.paid
+        registry = connect_registry(deployment)
+        leaf = find_leaf(local, load_tree(local), silent.address, payee)
+        registry.deposit_for(silent.address, leaf.cumulative, mint=True)
+        try:
+            registry.claim(1, silent.address, payee, leaf.cumulative, leaf.proof)
+            raise AssertionError("a leaf without a permit was paid")
+        except ChainError as refused:
+            assert "NothingPayable" in str(refused)
     finally:
         stop_local_chain(out)
     assert (out / "chain" / "anvil-state.json").exists()
+
