@@ -100,3 +100,34 @@ def test_a_proof_from_serve_is_paid_by_the_registry_on_chain(serve_url, settled_
     result = registry.claim_with_permit(1, proof["consumer"], proof["payee"], amount,
                                         [bytes.fromhex(p[2:]) for p in proof["proof"]], permit)
     assert result.paid == amount and registry.token_balance(PROVIDER_A) - before == amount
+
+
+def test_chain_claim_from_api_pays_with_the_proof_serve_gives(serve_url, settled_output, tmp_path, capsys):
+    """`chain claim --from-api URL` needs no output directory: the proof comes from serve, the
+    permit from a file the consumer signed; the treasury's leaf needs no stake."""
+    from pipelines.cli import main
+    from tests.support.events import TREASURY
+
+    query = urllib.parse.urlencode({"consumer": CONSUMER, "payee": TREASURY})
+    _, proof, _ = get_json(serve_url + f"/batches/1/proof?{query}")
+    w3 = connect(settled_output.url)
+    registry = Registry(w3, settled_output.deployment, Sender(w3, anvil_dev_account()))
+    commit_output(settled_output.out, registry, skip_validation=True)  # idempotent: once is enough
+    amount = int(proof["cumulativeAmount"])
+    registry.deposit_for(CONSUMER, amount, mint=True)
+    advance_time(w3, CHALLENGE_PERIOD + 1)
+    permit = sign_permit(CONSUMER_ACCOUNT, w3.eth.chain_id, settled_output.deployment.registry, CONSUMER,
+                         TREASURY, amount)
+    permit_file = tmp_path / "permits.jsonl"
+    from sinks.permit_files import write_permit_file
+    write_permit_file(permit_file, [permit])
+    deployment_file = tmp_path / "deployment.json"
+    settled_output.deployment.write(deployment_file)
+    before = registry.token_balance(TREASURY)
+    code = main(["chain", "claim", "--from-api", serve_url, "--deployment", str(deployment_file), "--batch", "1",
+                 "--consumer", CONSUMER, "--payee", TREASURY, "--permit", str(permit_file)])
+    assert code == 0, capsys.readouterr().err
+    assert registry.token_balance(TREASURY) - before == amount
+    bad = main(["chain", "claim", "--from-api", serve_url, "--deployment", str(deployment_file), "--batch", "1",
+                "--consumer", CONSUMER, "--payee", PROVIDER_B.replace("2", "9"), "--permit", str(permit_file)])
+    assert bad == 2 and "HTTP 404" in capsys.readouterr().err
