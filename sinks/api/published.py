@@ -61,14 +61,21 @@ class Published:
         self._files: dict[Path, tuple[tuple, RawFile]] = {}
         self._trees: dict[int, tuple[tuple, IndexedTree]] = {}
         self._catalog: tuple[tuple, duckdb.DuckDBPyConnection] | None = None
+        self._head: tuple[tuple | None, int] = (None, 0)
         self._lock = threading.Lock()
 
     # -- batches --------------------------------------------------------------------------
     def head(self) -> int:
+        """The ledger HEAD's batch, re-read whenever HEAD.json changes (it is replaced, never edited)."""
+        version = _version(layout.head_path(self.out))
+        if version is not None and version == self._head[0]:
+            return self._head[1]
         try:
-            return layout.head_batch(self.out)
+            batch = layout.head_batch(self.out)
         except MeterrootError:  # a damaged head publishes nothing rather than what it cannot vouch for
-            return 0
+            batch = 0
+        self._head = (version, batch)
+        return batch
 
     def check_batch(self, batch: int) -> None:
         head = self.head()
