@@ -19,7 +19,13 @@ INSTALL_REQUIRES = [
     "web3==8.0.0",
     "great-expectations==1.24.1",
     "zstandard==0.25.0",  # .zst inputs, read frame by frame so a truncated one is refused
-    "aiohttp==3.14.5",  # meterroot serve (already web3's HTTP client)
+    # The gateway, the consumer SDK (meterroot/) and `meterroot serve`: aiohttp is web3's own HTTP stack already.
+    "aiohttp==3.14.5",
+    "httpx==0.28.1",
+    "prometheus-client==0.26.0",
+    "uvloop==0.23.0",
+    "httptools==0.9.0",    # llhttp: the gateway's upstream client parses answers in C      # the gateway's event loop (libuv): fewer syscalls and less Python per request
+    "coincurve==21.0.0",   # libsecp256k1 for eth-keys: sign-in and permit signatures in C, not py_ecc
 ]
 
 TEST_REQUIRES = [
@@ -31,7 +37,8 @@ setup(
     name="meterroot",
     version="0.1.0",
     description=__doc__,
-    packages=find_packages(include=["settlement*", "transforms*", "pipelines*", "sinks*", "expectations*"]),
+    packages=find_packages(include=["settlement*", "transforms*", "pipelines*", "sinks*", "expectations*",
+                                    "meterroot*"]),
     package_data={"": ["*.json", "*.yaml"]},
     include_package_data=True,
     python_requires=">=3.11,<3.12",

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "pipelines.permits_cli",
     "pipelines.quality_cli",
     "pipelines.stream_cli",
+    "pipelines.gateway_cli",
     "pipelines.probe_cli",
     "pipelines.serve_cli",
     "pipelines.oracle_cli",

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--signers", type=int, default=3, metavar="N",
                    help="how many of the top consumers sign permits and are claimed from (default 3)")
     p.add_argument("--keep-chain", action="store_true", help="leave the local chain running")
+    p.add_argument("--generated", action="store_true",
+                   help="settle generated events instead of the real flow (SDK consumers -> gateway -> anvil)")
     p.set_defaults(func=run_demo)
 
 
@@ -58,6 +60,9 @@ def run_demo(args) -> int:
         raise UsageError(f"--signers must be at least 1, got {args.signers}")
     out = Path(args.output)
     _fresh(out)
+    if not args.generated:
+        from pipelines.demo_gateway import run_gateway_demo
+        return run_gateway_demo(out, keep_chain=args.keep_chain)
     events = out / "input" / "usage.jsonl"
     write_events(synthetic_events(args.events, seed=args.seed), events, "jsonl")
     print(f"1. generated {args.events:,} usage events -> {events}")
