@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     feed.add_argument("--watch", metavar="DIR",
                       help="folder to watch: each complete usage file dropped into it is read once "
                            "(write elsewhere or to a .tmp name, then rename into DIR)")
+    p.add_argument("--probes", action="append", default=[], metavar="GLOB",
+                   help="probe records (SPEC §14): read at every cut, what is new settles with it; repeatable")
     feed.add_argument("--replay", metavar="GLOB",
                       help="replay existing usage files in path order, then end (backfills, tests)")
     p.add_argument("--tariff", required=True, metavar="FILE", help="tariff (YAML or JSON)")
@@ -76,7 +78,7 @@ def run_stream(args) -> int:
         tariff=args.tariff, output=args.output, chain_id=args.chain_id, registry=args.registry,
         watch=args.watch, replay=args.replay, allowed_lateness_seconds=args.allowed_lateness_seconds,
         max_out_of_orderness_seconds=args.max_out_of_orderness_seconds,
-        stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds)
+        stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds, probes=args.probes)
     beam_args = runner_args(args.beam_args)  # a missing Prism or Flink jar is refused up front
     registry = connect_deployment(args.deployment, config, args.rpc_url) if args.commit else None
     source = f"watching {args.watch}" if args.watch else f"replaying {len(config.feed.paths)} files"
