@@ -21,4 +21,4 @@ adapter: $(ADAPTER_STAMP)
 	cd $(ADAPTER_DIR) && API_ENDPOINT=$(SERVE) EA_PORT=$(ADAPTER_PORT) EA_HOST=127.0.0.1 node dist/index.js
 
 test-availability: install
-	$(PY) -m pytest tests/availability tests/unit/test_probes.py -q -p no:cacheprovider
+	$(PY) -m pytest tests/availability tests/unit/test_probes.py tests/gateway/test_probes.py -q -p no:cacheprovider
