@@ -29,6 +29,10 @@ class NotFound(UsageError, LookupError):
     """What was asked for does not exist in this output (HTTP 404)."""
 
 
+class DamagedOutput(MeterrootError, RuntimeError):
+    """A file differs from the digest the ledger head recorded for it (HTTP 500, not served)."""
+
+
 def _version(path: Path) -> tuple | None:
     try:
         st = path.stat()
@@ -61,7 +65,7 @@ class Published:
         self._files: dict[Path, tuple[tuple, RawFile]] = {}
         self._trees: dict[int, tuple[tuple, IndexedTree]] = {}
         self._catalog: tuple[tuple, duckdb.DuckDBPyConnection] | None = None
-        self._head: tuple[tuple | None, int] = (None, 0)
+        self._head: tuple[tuple | None, int, dict] = (None, 0, {})
         self._lock = threading.Lock()
 
     # -- batches --------------------------------------------------------------------------
@@ -71,11 +75,19 @@ class Published:
         if version is not None and version == self._head[0]:
             return self._head[1]
         try:
-            batch = layout.head_batch(self.out)
+            head = layout.read_head(self.out)
         except MeterrootError:  # a damaged head publishes nothing rather than what it cannot vouch for
-            batch = 0
-        self._head = (version, batch)
-        return batch
+            head = None
+        self._head = (version, head.batch if head else 0, dict(head.files) if head else {})
+        return self._head[1]
+
+    def _check_committed(self, path: Path, data: bytes, digest: str) -> None:
+        """A file HEAD records must still be the bytes committed (SPEC §10): never serve an edit."""
+        self.head()
+        recorded = self._head[2].get(layout.relative(self.out, path))
+        if recorded is not None and (recorded.size != len(data) or recorded.sha256 != digest):
+            raise DamagedOutput(f"{layout.relative(self.out, path)} differs from what the ledger committed "
+                                f"(sha256 {recorded.sha256}); not served: `meterroot verify --output` lists the damage")
 
     def check_batch(self, batch: int) -> None:
         head = self.head()
@@ -91,7 +103,9 @@ class Published:
         if cached and cached[0] == version:
             return cached[1]
         data = path.read_bytes()
-        entry = RawFile(path, data, '"' + hashlib.sha256(data).hexdigest() + '"')
+        digest = hashlib.sha256(data).hexdigest()
+        self._check_committed(path, data, digest)
+        entry = RawFile(path, data, '"' + digest + '"')
         self._files[path] = (version, entry)
         return entry
 

@@ -64,7 +64,7 @@ def free_port() -> int:
     return anvil.free_port()
 
 
-def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

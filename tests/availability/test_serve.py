@@ -131,3 +131,20 @@ def test_chain_claim_from_api_pays_with_the_proof_serve_gives(serve_url, settled
     bad = main(["chain", "claim", "--from-api", serve_url, "--deployment", str(deployment_file), "--batch", "1",
                 "--consumer", CONSUMER, "--payee", PROVIDER_B.replace("2", "9"), "--permit", str(permit_file)])
     assert bad == 2 and "HTTP 404" in capsys.readouterr().err
+
+
+def test_a_file_edited_after_the_commit_is_not_served(settled_output, tmp_path):
+    import shutil
+
+    import pytest
+
+    from sinks.api.published import DamagedOutput, Published
+
+    out = tmp_path / "out"
+    shutil.copytree(settled_output.out, out)
+    published = Published(out)
+    assert published.manifest(1)["batch"] == 1
+    manifest = out / "batches" / "1" / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b'"batch": 1', b'"batch": 1 '))
+    with pytest.raises(DamagedOutput, match="differs from what the ledger committed"):
+        published.manifest_file(1)
