@@ -156,7 +156,7 @@ def main() -> None:
 
             env = {**os.environ, "API_ENDPOINT": serve_url, "EA_PORT": str(adapter_port), "EA_HOST": "127.0.0.1",
                    "LOG_LEVEL": "error", "METRICS_ENABLED": "false", "CACHE_MAX_AGE": "600000",
-                   "CACHE_POLLING_MAX_RETRIES": "100"}
+                   "CACHE_POLLING_MAX_RETRIES": "20", "CACHE_POLLING_SLEEP_MS": "500"}
             adapter = subprocess.Popen(["node", "dist/index.js"], cwd=REPO / "adapters" / "availability", env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             adapter_url = f"http://127.0.0.1:{adapter_port}"

@@ -121,7 +121,8 @@ def run_availability_scene(out: Path, *, chain_url: str, deployment, registry, t
                                  stdout=subprocess.DEVNULL, stderr=open(scene / "serve.log", "wb"))
         _wait_http(serve_url + "/health", serve)
         env = {**os.environ, "API_ENDPOINT": serve_url, "EA_PORT": str(adapter_port), "EA_HOST": "127.0.0.1",
-               "LOG_LEVEL": "error", "METRICS_ENABLED": "false", "CACHE_POLLING_MAX_RETRIES": "50"}
+               "LOG_LEVEL": "error", "METRICS_ENABLED": "false", "CACHE_POLLING_MAX_RETRIES": "20",
+               "CACHE_POLLING_SLEEP_MS": "500"}
         node_bin = shutil.which("node") or "node"
         adapter = subprocess.Popen([node_bin, "dist/index.js"], cwd=ADAPTER_DIR, env=env,
                                    stdout=subprocess.DEVNULL, stderr=open(scene / "adapter.log", "wb"))

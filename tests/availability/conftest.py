@@ -144,7 +144,8 @@ def start_adapter(api_endpoint: str, log: Path, **settings) -> tuple[subprocess.
     env = {**os.environ, "API_ENDPOINT": api_endpoint, "EA_PORT": str(port), "EA_HOST": "127.0.0.1",
            "LOG_LEVEL": "error", "METRICS_ENABLED": "false",
            # the framework's wait for its first fetch (default 10 x 200 ms): this machine is shared
-           "CACHE_POLLING_MAX_RETRIES": "75", **{k: str(v) for k, v in settings.items()}}
+           "CACHE_POLLING_MAX_RETRIES": "20", "CACHE_POLLING_SLEEP_MS": "500",
+           **{k: str(v) for k, v in settings.items()}}
     node = shutil.which("node") or "node"
     with open(log, "wb") as handle:
         process = subprocess.Popen([node, str(adapter_entry())], stdout=handle, stderr=subprocess.STDOUT,
