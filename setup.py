@@ -19,7 +19,7 @@ INSTALL_REQUIRES = [
     "web3==8.0.0",
     "great-expectations==1.24.1",
     "zstandard==0.25.0",  # .zst inputs, read frame by frame so a truncated one is refused
-    # The gateway and the consumer SDK (meterroot/): aiohttp is web3's own HTTP stack already.
+    # The gateway, the consumer SDK (meterroot/) and `meterroot serve`: aiohttp is web3's own HTTP stack already.
     "aiohttp==3.14.5",
     "httpx==0.28.1",
     "prometheus-client==0.26.0",

@@ -11,6 +11,12 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {CounterNFT} from "./CounterNFT.sol";
 
+/// @notice What slashForDowntime reads of a provider's AvailabilityFeed (SPEC §14).
+interface IAvailabilityFeed {
+    function provider() external view returns (address);
+    function epochData(uint64 epoch) external view returns (uint80 roundId, int256 answer, uint256 updatedAt);
+}
+
 /// @title meterroot settlement registry (v2)
 /// @notice Holds consumers' deposits and providers' stakes of one ERC-20 token, and the Merkle
 /// roots of settlement batches. A payee claims what a consumer owes it with a proof of its leaf
@@ -61,6 +67,9 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
         uint128 minProviderStake;
         uint128 disputeBond;
         uint16 maxSlashBps;
+        uint16 slaBps;
+        uint16 downtimeSlashBps;
+        uint64 feedStaleAfter;
     }
 
     /// @dev One storage word per batch. `cumulativeTotal` is the sum of the committed totals of
@@ -149,6 +158,17 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
     uint128 public immutable disputeBond;
     /// @notice Most of a provider's stake one upheld dispute may slash, in basis points.
     uint16 public immutable maxSlashBps;
+    /// @notice Availability (basis points) a provider promises per epoch (SPEC §14).
+    uint16 public immutable slaBps;
+    /// @notice Share of its stake (basis points, <= maxSlashBps) a provider loses to the treasury
+    /// for an epoch below slaBps.
+    uint16 public immutable downtimeSlashBps;
+    /// @notice A feed round older than this (seconds since its updatedAt) slashes no one.
+    uint64 public immutable feedStaleAfter;
+    /// @notice The AvailabilityFeed of each provider, set by governance.
+    mapping(address provider => address) public availabilityFeed;
+    /// @notice Whether (provider, epoch) was slashed for downtime already.
+    mapping(address provider => mapping(uint64 epoch => bool)) public downtimeSlashed;
 
     Head private _head;
     Payouts private _payouts;
@@ -207,6 +227,8 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
         uint256 indexed id, bool upheld, uint256 slashed, uint256 toChallenger, uint256 toConsumer
     );
     event DisputeExpired(uint256 indexed id);
+    event AvailabilityFeedSet(address indexed provider, address indexed feed);
+    event SlashedForDowntime(address indexed provider, uint64 indexed epoch, int256 availabilityBps, uint256 amount);
 
     error ZeroAddress();
     error ZeroAmount();
@@ -241,6 +263,11 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
     error DisputePeriodOver(uint256 id, uint256 endedAt);
     error DisputePeriodActive(uint256 id, uint256 endsAt);
     error SlashTooLarge(uint256 id, uint256 slash, uint256 maxSlash);
+    error FeedProviderMismatch(address feed, address provider, address feedProvider);
+    error NoAvailabilityFeed(address provider);
+    error AvailabilityMeetsSla(address provider, uint64 epoch, int256 availabilityBps, uint16 slaBps);
+    error StaleAvailabilityRound(address provider, uint64 epoch, uint256 updatedAt, uint256 staleSince);
+    error AlreadySlashedForDowntime(address provider, uint64 epoch);
 
     constructor(Config memory config)
         AccessControlDefaultAdminRules(config.adminDelay, config.admin)
@@ -258,6 +285,9 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
         minProviderStake = config.minProviderStake;
         disputeBond = config.disputeBond;
         maxSlashBps = config.maxSlashBps;
+        slaBps = config.slaBps;
+        downtimeSlashBps = config.downtimeSlashBps;
+        feedStaleAfter = config.feedStaleAfter;
         _grantRole(COMMITTER_ROLE, config.committer);
         _grantRole(GOVERNANCE_ROLE, config.governance);
         _head.initialised = true;
@@ -286,6 +316,12 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
         }
         if (c.disputeBond == 0) revert ParameterOutOfRange("disputeBond", 0, 1);
         if (c.maxSlashBps > 10_000) revert ParameterOutOfRange("maxSlashBps", c.maxSlashBps, 10_000);
+        if (c.slaBps > 10_000) revert ParameterOutOfRange("slaBps", c.slaBps, 10_000);
+        if (c.downtimeSlashBps > c.maxSlashBps) {
+            revert ParameterOutOfRange("downtimeSlashBps", c.downtimeSlashBps, c.maxSlashBps);
+        }
+        if (c.feedStaleAfter == 0) revert ParameterOutOfRange("feedStaleAfter", 0, 1);
+        _bounded("feedStaleAfter", c.feedStaleAfter);
     }
 
     function _bounded(string memory name, uint256 value) private pure {
@@ -715,6 +751,37 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
         _unfreeze(d, DisputeState.Expired);
         emit DisputeExpired(id);
         token.safeTransfer(d.challenger, d.bond);
+    }
+
+    // --------------------------------------------------------------------- availability SLA
+
+    /// @notice Governance names the AvailabilityFeed that reports `provider`'s availability.
+    function setAvailabilityFeed(address provider, address feed) external onlyRole(GOVERNANCE_ROLE) {
+        if (provider == address(0) || feed == address(0)) revert ZeroAddress();
+        address reported = IAvailabilityFeed(feed).provider();
+        if (reported != provider) revert FeedProviderMismatch(feed, provider, reported);
+        availabilityFeed[provider] = feed;
+        emit AvailabilityFeedSet(provider, feed);
+    }
+
+    /// @notice Anyone, once per (provider, epoch): when the provider's feed reports that epoch
+    /// below slaBps in a round that is not stale, slash downtimeSlashBps of its stake to the treasury.
+    function slashForDowntime(address provider, uint64 epoch) external returns (uint256 amount) {
+        if (downtimeSlashed[provider][epoch]) revert AlreadySlashedForDowntime(provider, epoch);
+        address feed = availabilityFeed[provider];
+        if (feed == address(0)) revert NoAvailabilityFeed(provider);
+        (, int256 answer, uint256 updatedAt) = IAvailabilityFeed(feed).epochData(epoch);
+        if (block.timestamp > updatedAt + feedStaleAfter) {
+            revert StaleAvailabilityRound(provider, epoch, updatedAt, updatedAt + feedStaleAfter);
+        }
+        if (answer >= int256(uint256(slaBps))) revert AvailabilityMeetsSla(provider, epoch, answer, slaBps);
+        downtimeSlashed[provider][epoch] = true;
+        Stake memory s = _stakes[provider];
+        amount = uint256(s.staked) * downtimeSlashBps / 10_000; // rounded down: never above the rate
+        uint128 left = s.staked - uint128(amount);
+        _stakes[provider] = Stake(left, s.unstaking < left ? s.unstaking : left);
+        emit SlashedForDowntime(provider, epoch, answer, amount);
+        if (amount > 0) token.safeTransfer(treasury, amount);
     }
 
     /// @notice Everything stored about dispute `id`, and until when governance can resolve it.

@@ -23,10 +23,14 @@ const CONTRACTS = {
   'contracts/test/TestToken.sol': 'TestToken',
   'contracts/test/TestWallet.sol': 'TestWallet',
   'contracts/test/FeeToken.sol': 'FeeToken',
+  'contracts/AvailabilityFeed.sol': 'AvailabilityFeed',
 };
 
 const SETTINGS = {
-  remappings: ['@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/'],
+  remappings: [
+    '@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/',
+    '@chainlink/contracts/=node_modules/@chainlink/contracts/',
+  ],
   optimizer: { enabled: true, runs: 1000 },
   evmVersion: 'cancun',
   metadata: { bytecodeHash: 'ipfs' },

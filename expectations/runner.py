@@ -18,6 +18,7 @@ import great_expectations as gx
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
+from expectations.availability import availability_suite_runs
 from expectations.frames import batch_frames
 from expectations.outputs import batch_numbers, recorded_tariff, require_batches
 from expectations.records import (ValidationRecord, batch_digests, manifest_digest, quality_dir,
@@ -148,6 +149,7 @@ def _install_docs(built: Path, target: Path) -> None:
 def validate_batch(con, out_dir: Path, batch: int, tariff, max_quarantine_share: float) -> BatchValidation:
     """Run every suite on one batch, build its Data Docs and record the outcome."""
     runs = suite_runs(batch_frames(con, out_dir, batch, tariff), max_quarantine_share)
+    runs += availability_suite_runs(con, out_dir, batch)  # SPEC §14: only where probes were settled
     folder = quality_dir(out_dir, batch)
     folder.mkdir(parents=True, exist_ok=True)
     built = folder / f".{DOCS_FOLDER}.{os.getpid()}.tmp"

@@ -22,6 +22,7 @@ from settlement.errors import InvalidInput, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
 from sinks import layout
+from sinks.availability_files import settle_probes
 from transforms.write_batch_outputs import WriteBatchOutputs
 from sinks.ledger_store import LedgerStore
 from sinks.lock import OutputLock, check_output_path
@@ -43,6 +44,8 @@ class BatchOptions(PipelineOptions):
         parser.add_argument("--chain-id", dest="chain_id", type=int, help="chain id the leaves name")
         parser.add_argument("--registry", help="settlement registry address the leaves name")
         parser.add_argument("--shards", type=int, default=8, help="dedup shards (parallelism)")
+        parser.add_argument("--probes", dest="probes", action="append", default=[],
+                            help="probe records (SPEC §14, JSONL): a path or glob; repeatable")
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -147,11 +150,13 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
 
 
 def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | None, registry: str | None,
-           beam_args: list[str] = (), shards: int = 8, lock: OutputLock | None = None) -> RunResult:
+           beam_args: list[str] = (), shards: int = 8, lock: OutputLock | None = None,
+           probes: list[str] = ()) -> RunResult:
     """Run one batch; raises UsageError (exit 2) for bad configuration before writing anything.
 
     `lock`: OUT's lock, taken here once the configuration is checked (the caller may hold it
-    longer, for the steps after the commit); by default one held for this call only."""
+    longer, for the steps after the commit); by default one held for this call only.
+    `probes`: globs of probe records (SPEC §14), settled with the batch."""
     tariff = load_tariff(tariff_path) if tariff_path else None
     if tariff is None:
         raise UsageError("--tariff is required: a YAML or JSON tariff file")
@@ -165,18 +170,21 @@ def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | Non
     paths = expand_inputs(inputs)
     for path in paths:
         check_readable(path)
+    probe_paths = expand_inputs(list(probes)) if probes else []
+    for path in probe_paths:
+        check_readable(path)
     owned = lock is None
     lock = lock or OutputLock(out, "batch")
     lock.acquire()
     try:
-        return _settle_locked(out, paths, tariff, chain_id, registry, beam_args, shards)
+        return _settle_locked(out, paths, tariff, chain_id, registry, beam_args, shards, probe_paths)
     finally:
         if owned:
             lock.release()
 
 
 def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, registry: str,
-                   beam_args, shards: int) -> RunResult:
+                   beam_args, shards: int, probe_paths: list[str] = ()) -> RunResult:
     store = LedgerStore(out)
     head = store.head()
     check_continuation(head, tariff.epoch_seconds, chain_id, registry, str(store.root))
@@ -194,6 +202,8 @@ def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, r
     quiet_runner_errors()
     with beam.Pipeline(options=pipeline_options(list(beam_args))) as p:
         build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards, staging)
+    if probe_paths and (staging / "batch.json").exists():  # probes ride on a batch
+        settle_probes(out, probe_paths, tariff.epoch_seconds, batch - 1, batch, staging)
     return commit_run(out, paths, tariff, head, batch, chain_id, registry, store, staging)
 
 
@@ -201,7 +211,7 @@ def run(argv: list[str] | None = None) -> RunResult:
     """Entry point for tests and the CLI: meterroot's flags plus any Beam options."""
     options = PipelineOptions(argv if argv is not None else sys.argv[1:])
     mine = options.view_as(BatchOptions)
-    known = {"--input", "--tariff", "--output", "--chain-id", "--registry", "--shards"}
+    known = {"--input", "--tariff", "--output", "--chain-id", "--registry", "--shards", "--probes"}
     beam_args = []
     args = list(argv if argv is not None else sys.argv[1:])
     i = 0
@@ -212,4 +222,5 @@ def run(argv: list[str] | None = None) -> RunResult:
             continue
         beam_args.append(args[i])
         i += 1
-    return settle(mine.inputs, mine.tariff, mine.output, mine.chain_id, mine.registry, beam_args, mine.shards)
+    return settle(mine.inputs, mine.tariff, mine.output, mine.chain_id, mine.registry, beam_args, mine.shards,
+                  probes=mine.probes)

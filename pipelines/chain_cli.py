@@ -82,7 +82,9 @@ def register(subparsers) -> None:
     submit.set_defaults(func=_permit_submit)
 
     claim = actions.add_parser("claim", help="claim what a consumer owes a payee through a batch, with its permit")
-    _leaf_options(claim)
+    _leaf_options(claim, output_required=False)
+    claim.add_argument("--from-api", metavar="URL",
+                       help="fetch the proof from a `meterroot serve` (the batch's dataURI) instead of --output")
     claim.add_argument("--permit", type=Path, metavar="FILE",
                        help="take the permit from this file (default: the highest OUT keeps, else the registry's)")
     _node_options(claim)
@@ -210,8 +212,8 @@ def _node_options(parser, *, deployment: bool = True, sends: bool = True) -> Non
     add_client_options(parser, sends=sends)
 
 
-def _leaf_options(parser) -> None:
-    parser.add_argument("--output", required=True, type=Path, metavar="OUT")
+def _leaf_options(parser, output_required: bool = True) -> None:
+    parser.add_argument("--output", required=output_required, type=Path, metavar="OUT")
     parser.add_argument("--batch", required=True, type=int, metavar="B")
     parser.add_argument("--consumer", required=True, metavar="ADDR")
     parser.add_argument("--payee", required=True, metavar="ADDR")
@@ -355,8 +357,17 @@ def _permit_submit(args) -> int:
 def _claim(args) -> int:
     from sinks.chain.permit_claims import claim_with_permits
 
+    if (args.output is None) == (args.from_api is None):
+        raise UsageError("pass either --output OUT (the proof from OUT's tree) or --from-api URL (from a "
+                         "`meterroot serve`), not both and not neither")
     registry = _registry(args)
-    done = claim_with_permits(args.output, registry, args.batch, args.consumer, args.payee, permit_file=args.permit)
+    proof = None
+    if args.from_api:
+        from sinks.chain.api_proofs import fetch_leaf_proof
+        proof = fetch_leaf_proof(args.from_api, args.batch, args.consumer, args.payee,
+                                 chain_id=registry.deployment.chain_id, registry=registry.deployment.registry)
+    done = claim_with_permits(args.output, registry, args.batch, args.consumer, args.payee, permit_file=args.permit,
+                              proof=proof)
     result = done.claim
     how = (f"with its permit for {done.permit.cumulative_amount} wei (claimWithPermit)" if done.permit
            else f"on the registry's permit for {done.permitted} wei")

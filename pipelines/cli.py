@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "pipelines.stream_cli",
     "pipelines.flink_cli",
     "pipelines.gateway_cli",
+    "pipelines.probe_cli",
+    "pipelines.serve_cli",
+    "pipelines.oracle_cli",
 )
 
 

@@ -141,6 +141,10 @@ def run_gateway_demo(out: Path, *, keep_chain: bool) -> int:
             counter = consumer.counter()
             print(f"     #{counter.token_id} {consumer.address}: wei paid {_wei(counter.wei_paid)}, claims "
                   f"{counter.claims}, last batch {counter.last_batch}; deposit left {_wei(consumer.balance().deposit)}")
+        from pipelines.demo_availability import run_availability_scene  # SPEC §14
+        if run_availability_scene(out, chain_url=chain.url, deployment=deployment, registry=registry,
+                                  tariff_path=DEFAULT_TARIFF, consumer=consumers[0].address) != 0:
+            return 1
         print(f"Try: .venv/bin/meterroot query --output {out} --report consumer-bill --consumer {consumers[0].address}")
     finally:
         if gateway is not None:

@@ -362,7 +362,7 @@ def build_job(env, config: dict):
 def _target(config: dict) -> LedgerTarget:
     return LedgerTarget(out=config["output"], tariff=load_tariff(config["tariff"]),
                         chain_id=config["chain_id"], registry=config["registry"],
-                        run_id=config["run_id"])
+                        run_id=config["run_id"], probes=tuple(config.get("probes", ())))
 
 
 # --------------------------------------------------------------------------------- configuration
@@ -424,7 +424,8 @@ def check_config(args) -> dict:
             "checkpoint_dir": str(Path(args.checkpoint_dir or out / ".flink-checkpoints").resolve()),
             "parallelism": args.parallelism, "shards": args.shards or 2 * args.parallelism,
             "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
-            "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1}
+            "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1,
+            "probes": list(getattr(args, "probes", None) or [])}  # SPEC §14: settled with each cut
 
 
 def environment(config: dict):

@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                    help="publish the open usage file at this size (default 64 MiB)")
     p.add_argument("--rotate-seconds", type=_seconds, default=60.0, metavar="S",
                    help="publish the open usage file at this age (default 60)")
+    p.add_argument("--probe-seconds", type=_seconds, default=0.0, metavar="S",
+                   help="probe the upstream (eth_blockNumber) this often; probe records go to USAGE_DIR/probes/ "
+                        "for `meterroot batch --probes` (default 0: no probes)")
     p.add_argument("--standing-ttl", type=_seconds, default=5.0, metavar="S",
                    help="seconds a consumer's deposit check is cached (default 5)")
     p.set_defaults(func=run_gateway)
@@ -63,4 +66,4 @@ def run_gateway(args) -> int:
         provider_key=args.provider_key, registry=args.registry, rpc_url=args.rpc_url, tariff=args.tariff,
         credit_limit_wei=args.credit_limit_wei, node_id=args.node_id, domain=args.domain,
         permits_file=args.permits_file, rotate_bytes=args.rotate_bytes, rotate_seconds=args.rotate_seconds,
-        standing_ttl=args.standing_ttl))
+        standing_ttl=args.standing_ttl, probe_seconds=args.probe_seconds))

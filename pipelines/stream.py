@@ -75,7 +75,7 @@ def check_config(*, tariff: str | None, output: str | None, chain_id: int | None
                  watch: str | None = None, replay: str | None = None,
                  allowed_lateness_seconds: int | None = None, max_out_of_orderness_seconds: int = 0,
                  stop_after_idle_seconds: float | None = None, poll_seconds: float = 1.0,
-                 settle_seconds: float = 0.3) -> StreamConfig:
+                 settle_seconds: float = 0.3, probes: list[str] | None = None) -> StreamConfig:
     """Everything wrong with the configuration raises UsageError here, before any data is read."""
     if not tariff:
         raise UsageError("--tariff is required: a YAML or JSON tariff file")
@@ -113,7 +113,7 @@ def check_config(*, tariff: str | None, output: str | None, chain_id: int | None
             check_readable(path)
         feed = UsageFeed(paths=tuple(paths), poll_seconds=poll_seconds)
     target = LedgerTarget(out=str(Path(output).resolve()), tariff=loaded, chain_id=chain_id,
-                          registry=registry, run_id=uuid.uuid4().hex)
+                          registry=registry, run_id=uuid.uuid4().hex, probes=tuple(probes or ()))
     return StreamConfig(feed=feed, target=target,
                         windowing=EpochWindowing(loaded.epoch_seconds, int(lateness)),
                         out_of_orderness_seconds=int(max_out_of_orderness_seconds),

@@ -41,7 +41,7 @@ def run_stream(args) -> int:
         tariff=args.tariff, output=args.output, chain_id=args.chain_id, registry=args.registry,
         watch=args.watch, replay=args.replay, allowed_lateness_seconds=args.allowed_lateness_seconds,
         max_out_of_orderness_seconds=args.max_out_of_orderness_seconds,
-        stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds,
+        stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds, probes=args.probes,
         **({} if args.settle_seconds is None else {"settle_seconds": args.settle_seconds}))
     beam_args = runner_args(args.beam_args)  # a missing Prism or Flink jar is refused up front
     registry = connect_deployment(args.deployment, config, args.rpc_url) if args.commit else None

@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "(write elsewhere or to a .tmp name, then rename into DIR)")
     feed.add_argument("--replay", metavar="GLOB",
                       help="replay existing usage files in path order, then end (backfills, tests)")
+    p.add_argument("--probes", action="append", default=[], metavar="GLOB",
+                   help="probe records (SPEC §14): read at every cut, what is new settles with it; repeatable")
     p.add_argument("--tariff", required=True, metavar="FILE", help="tariff (YAML or JSON)")
     p.add_argument("--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--chain-id", dest="chain_id", type=int, required=True, metavar="N")

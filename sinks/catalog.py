@@ -17,6 +17,7 @@ Views
                     100k-leaf tree is one JSON object of tens of MB, slow to parse on every query),
                     or from the dumps themselves in an output written before leaves.parquet existed
   validations       OUT/quality/<B>/validation.json: batch, success, validated_at
+  availability      availability per (batch, provider, epoch) from probes (SPEC §14)
 
 Every view shows only batches up to the ledger HEAD (read through sinks.ledger_store.LedgerStore):
 the files of a later batch belong to a run that has not committed.
@@ -29,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from settlement.errors import InvalidInput, LedgerMismatch
+from sinks.availability_files import AVAILABILITY_COLUMNS
 from sinks.ledger_store import LedgerStore
 
 CATALOG_FILE = "catalog.duckdb"
@@ -186,6 +188,8 @@ def view_definitions(out_dir: Path) -> dict[str, str]:
         "batches": BATCHES_SQL.format(
             source=_json_source(out_dir, "batches/*/manifest.json", MANIFEST_JSON_COLUMNS)),
         "payables": _payables_select(out_dir),
+        "availability": "SELECT * FROM " + _parquet_source(  # SPEC §14, sinks/availability_files.py
+            out_dir, "availability/batch=*/*.parquet", AVAILABILITY_COLUMNS, partitioned=True),
     }
     # HEAD is the commit point: files of a later batch belong to a run that did not finish
     # (with no HEAD yet, nothing is committed)

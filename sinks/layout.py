@@ -13,6 +13,9 @@ one reader of OUT/ledger/HEAD.json, and the one atomic writer (sinks.atomic, re-
   OUT/ledger/tariff.json                        canonical tariff of the last batch
   OUT/ledger/HEAD.json                          the commit point: last batch, and the size and
                                                 sha256 of every file the ledger relies on
+  OUT/probes/batch=<B>/part-0.parquet           probes settled with batch B (SPEC §14)
+  OUT/probe_quarantine/batch=<B>/part-0.parquet probe records refused by the run of batch B
+  OUT/availability/batch=<B>/part-0.parquet     availability per (provider, epoch) of batch B
   OUT/quality/<B>/validation.json               the validation record of batch B
   OUT/catalog.duckdb                            the DuckDB catalog
   OUT/run.json                                  the last run, written after HEAD
@@ -35,7 +38,8 @@ LEDGER = "ledger"
 HEAD_FILE = "HEAD.json"
 RUN_FILE = "run.json"
 CATALOG_FILE = "catalog.duckdb"
-OUTPUT_TREES = ("events", "quarantine", "settlement_lines", "batches")
+OUTPUT_TREES = ("events", "quarantine", "settlement_lines", "batches",
+                "probes", "probe_quarantine", "availability")
 """Folders holding one sub-folder per batch (batches/<B>, the others batch=<B>)."""
 LEDGER_SNAPSHOTS = ("settled_quantities", "cumulative")
 
@@ -111,6 +115,18 @@ def quarantine_path(out: Path, batch: int) -> Path:
 
 def unbatched_quarantine_dir(out: Path) -> Path:
     return Path(out) / "quarantine" / "unbatched"
+
+
+def probes_path(out: Path, batch: int) -> Path:
+    return batch_dir(out, "probes", batch) / "part-0.parquet"
+
+
+def probe_quarantine_path(out: Path, batch: int) -> Path:
+    return batch_dir(out, "probe_quarantine", batch) / "part-0.parquet"
+
+
+def availability_path(out: Path, batch: int) -> Path:
+    return batch_dir(out, "availability", batch) / "part-0.parquet"
 
 
 def manifest_path(out: Path, batch: int) -> Path:

@@ -9,8 +9,8 @@ paid twice. A damaged ledger is refused (LedgerDamaged, exit 1) naming the file.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -184,7 +184,9 @@ class LedgerStore:
         for path in (layout.lines_path(self.out, batch), layout.quarantine_path(self.out, batch),
                      layout.tree_path(self.out, batch), layout.leaves_path(self.out, batch),
                      layout.manifest_path(self.out, batch),
-                     layout.quantities_path(self.out, batch), layout.cumulative_path(self.out, batch)):
+                     layout.quantities_path(self.out, batch), layout.cumulative_path(self.out, batch),
+                     layout.probes_path(self.out, batch), layout.probe_quarantine_path(self.out, batch),
+                     layout.availability_path(self.out, batch)):
             if path.exists():
                 paths.append(path)
         return paths
@@ -223,14 +225,11 @@ def roll_back(out: Path, batch: int) -> LedgerHead | None:
         raise LedgerMismatch(f"cannot roll the ledger of {out} back to batch {batch}")
     kept = {b: root for b, root in head.roots.items() if b <= batch}
     previous = replace(head, batch=batch, roots=kept, tariff_hash=_tariff_hash_of(Path(out), batch, head))
+    # HEAD records digests: keep those of the batches kept (and the ledger-wide files)
     previous = replace(previous, files={name: d for name, d in previous.files.items()
                                         if (layout.batch_of_file(name) or 0) <= batch})
     layout.write_json(layout.head_path(out), previous.to_json())
-    store.discard_unfinished(previous)
-    for child in (Path(out) / "quarantine").glob("batch=*"):
-        number = child.name.removeprefix("batch=")
-        if number.isdigit() and int(number) > batch:
-            shutil.rmtree(child)
+    store.discard_unfinished(previous)  # every per-batch tree of OUT (sinks.layout.OUTPUT_TREES)
     return previous
 
 

@@ -19,7 +19,7 @@ import duckdb
 from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvalidInput, UsageError
 
-REPORTS = ("consumer-bill", "provider-revenue", "quarantine-summary", "batch")
+REPORTS = ("consumer-bill", "provider-revenue", "quarantine-summary", "batch", "availability")
 FORMATS = ("table", "csv", "json")
 
 CONSUMER_BILL_SQL = """
@@ -73,6 +73,15 @@ FROM batches b LEFT JOIN validations v ON v.batch = b.batch
 WHERE b.batch = $batch
 """
 
+# The latest batch's figure of each (provider, epoch) counts: it covers every probe settled so far.
+AVAILABILITY_LATEST_SQL = """
+SELECT provider, epoch, availability_bps, probes, ok_probes, latency_p50_ms, latency_p99_ms,
+       probers, batch
+FROM availability
+QUALIFY row_number() OVER (PARTITION BY provider, epoch ORDER BY batch DESC) = 1
+"""
+AVAILABILITY_SQL = AVAILABILITY_LATEST_SQL + "ORDER BY provider, epoch\n"
+
 
 @dataclass(frozen=True)
 class Query:
@@ -101,6 +110,8 @@ def report_query(name: str, *, consumer: str | None = None, batch: int | None = 
             have = f"batches {known_batches[0]}..{known_batches[-1]}" if known_batches else "no batch yet"
             raise UsageError(f"batch {batch} does not exist in this output ({have})")
         return Query(BATCH_SQL, {"batch": batch})
+    if name == "availability":
+        return Query(AVAILABILITY_SQL, {})
     raise UsageError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
 
 

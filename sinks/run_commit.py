@@ -123,6 +123,9 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
             atomic.write_parquet(layout.quarantine_path(out, batch), table)
         previous = head.roots.get(head.batch) if head else None
         manifest = build_manifest(summary, tariff, chain_id, registry, inputs, previous)
+        availability = _read_staged(staging, "availability.json", None)  # sinks/availability_files.py
+        if availability is not None:
+            manifest["availability"] = availability
         atomic.write_json(layout.manifest_path(out, batch), manifest)
         message = (f"settled batch {batch}: {total['accepted']} events accepted, root {summary['root']}, "
                    f"{summary['leaf_count']} leaves, total {summary['total']} wei")

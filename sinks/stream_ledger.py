@@ -55,6 +55,8 @@ class LedgerTarget:
     """Registry address (EIP-55) the leaves name."""
     run_id: str
     """Names this run in run.json, so the driver knows the file is this run's."""
+    probes: tuple[str, ...] = ()
+    """Globs of probe records (SPEC §14), read again at every cut: what is new settles with it."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarant
     if cut.settled is not None:
         write_settled_events(out, cut.batch, 0, cut.accepted)
         write_batch_files(cut.settled, out)
+        if target.probes:  # probes ride on a cut as on a batch: settled once, later copies duplicates
+            _settle_probes_of_cut(target, settled)
     staged = [[source, category, n] for source, per in sorted(counts.items())
               for category, n in [("read", sum(per.values())), *per.items()]]
     digests = dict(merge_digests(*(p.digests for p in panes), *(q.digests for q in quarantined)))
@@ -176,6 +180,16 @@ def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarant
     result = commit_run(out, sorted(counts), tariff, head, settled + 1, target.chain_id,
                         target.registry, store)
     return CutOutcome(batch=result.batch, counts=counts, epochs=epochs, message=result.run["message"])
+
+
+def _settle_probes_of_cut(target: LedgerTarget, settled: int) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    from sinks.availability_files import settle_probes
+    paths = sorted({m.path for pattern in target.probes for m in FileSystems.match([pattern])[0].metadata_list})
+    if paths:
+        settle_probes(Path(target.out), paths, target.tariff.epoch_seconds, settled, settled + 1,
+                      staging_dir(Path(target.out)))
 
 
 def _cut_counts(cut, quarantine: pa.Table) -> dict:

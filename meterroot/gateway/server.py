@@ -53,6 +53,8 @@ class GatewayOptions:
     """Seconds a consumer's on-chain standing is cached."""
     withdrawal_poll_seconds: float = 1.0
     """How often WithdrawalRequested events are polled."""
+    probe_seconds: float = 0.0
+    """Probe the upstream this often (SPEC §14; probe records in <usage-dir>/probes/); 0: never."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -131,6 +133,10 @@ def serve(options: GatewayOptions) -> int:
     c = gateway.config
     print(f"meterroot gateway: http://{options.host}:{options.port} -> {c.upstream}; provider {c.provider}, "
           f"registry {c.registry} on chain {c.chain_id}; usage files in {c.usage_dir}", file=sys.stderr, flush=True)
-    web.run_app(gateway.app(), host=options.host, port=options.port, access_log=None, print=None,
+    app = gateway.app()
+    if options.probe_seconds > 0:
+        from sinks.upstream_prober import UpstreamProber
+        UpstreamProber(c.upstream, c.provider, c.node_id, c.usage_dir, probe_seconds=options.probe_seconds).attach(app)
+    web.run_app(app, host=options.host, port=options.port, access_log=None, print=None,
                 shutdown_timeout=5)
     return 0

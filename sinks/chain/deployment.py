@@ -45,6 +45,12 @@ DEFAULT_DISPUTE_BOND = 10**17
 """Bond a challenger puts up to open a dispute: a tenth of a token of 18 decimals."""
 DEFAULT_MAX_SLASH_BPS = 5_000
 """An upheld dispute slashes at most half of the provider's stake."""
+DEFAULT_SLA_BPS = 9_900
+"""A provider promises 99% availability per epoch (SPEC §14)."""
+DEFAULT_DOWNTIME_SLASH_BPS = 100
+"""An epoch below the SLA costs 1% of the provider's stake."""
+DEFAULT_FEED_STALE_AFTER = DAY
+"""An availability round older than a day slashes no one."""
 DEFAULT_TREASURY = "0x000000000000000000000000000000000000Fee5"
 """The treasury of the SPEC's example tariff; pass the tariff's own with treasury=."""
 
@@ -93,6 +99,12 @@ class Deployment:
     """Bond to open a dispute (wei)."""
     max_slash_bps: int = 0
     """Most of a provider's stake one upheld dispute slashes (basis points)."""
+    sla_bps: int = 0
+    """Availability per epoch a provider promises (basis points)."""
+    downtime_slash_bps: int = 0
+    """Share of its stake a provider loses for an epoch below the SLA (basis points)."""
+    feed_stale_after: int = 0
+    """Seconds after which an availability round slashes no one."""
     registry_version: int = 1
     """SettlementRegistry interface version (2: SPEC §6 v2); files without it are version 1."""
     rpc_url: str | None = None
@@ -179,6 +191,12 @@ class RegistryConfig:
     """Bond to open a dispute (wei, > 0)."""
     max_slash_bps: int = DEFAULT_MAX_SLASH_BPS
     """Most of a provider's stake one upheld dispute slashes (0..10000)."""
+    sla_bps: int = DEFAULT_SLA_BPS
+    """Availability per epoch a provider promises (0..10000 basis points)."""
+    downtime_slash_bps: int = DEFAULT_DOWNTIME_SLASH_BPS
+    """Share of its stake a provider loses for an epoch below the SLA (0..max_slash_bps)."""
+    feed_stale_after: int = DEFAULT_FEED_STALE_AFTER
+    """Seconds after its update an availability round can still slash (1..MAX_PERIOD)."""
 
     def check(self) -> None:
         """The constructor's rules, as UsageErrors naming the option (the contract checks them too)."""
@@ -208,6 +226,13 @@ class RegistryConfig:
             raise UsageError(f"the dispute bond must be 1..2^128-1 wei, not {self.dispute_bond}")
         if not 0 <= self.max_slash_bps <= 10_000:
             raise UsageError(f"the max slash must be 0..10000 basis points, not {self.max_slash_bps}")
+        if not 0 <= self.sla_bps <= 10_000:
+            raise UsageError(f"the SLA must be 0..10000 basis points of availability, not {self.sla_bps}")
+        if not 0 <= self.downtime_slash_bps <= self.max_slash_bps:
+            raise UsageError(f"the downtime slash must be 0..{self.max_slash_bps} basis points (the max slash), "
+                             f"not {self.downtime_slash_bps}")
+        if not 0 < self.feed_stale_after <= MAX_PERIOD:
+            raise UsageError(f"the feed staleness must be 1..{MAX_PERIOD} seconds, not {self.feed_stale_after}")
         checksum(self.treasury, "treasury")
 
 
@@ -255,7 +280,7 @@ def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False
     arguments = (token, treasury, roles["admin"], roles["committer"], roles["governance"], config.admin_delay,
                  config.challenge_period, config.max_batch_delay, config.thaw_period, config.withdrawal_window,
                  config.dispute_period, config.unstake_thaw, config.min_provider_stake, config.dispute_bond,
-                 config.max_slash_bps)
+                 config.max_slash_bps, config.sla_bps, config.downtime_slash_bps, config.feed_stale_after)
     result = sender.send(contract(w3, REGISTRY).constructor(arguments), "deploy SettlementRegistry")
     transactions["registry"] = result.tx_hash
     registry = result.receipt["contractAddress"]
@@ -269,6 +294,8 @@ def deploy(sender: Sender, *, token: str | None = None, test_token: bool = False
         dispute_period=config.dispute_period, unstake_thaw=config.unstake_thaw,
         admin_delay=config.admin_delay, min_provider_stake=config.min_provider_stake,
         dispute_bond=config.dispute_bond, max_slash_bps=config.max_slash_bps,
+        sla_bps=config.sla_bps, downtime_slash_bps=config.downtime_slash_bps,
+        feed_stale_after=config.feed_stale_after,
         registry_version=REGISTRY_VERSION, rpc_url=rpc_url if is_public_url(rpc_url) else None,
         transactions=transactions,
         compiler=artifact.compiler, artifact_input_hash=artifact.input_hash, **roles)
@@ -294,7 +321,8 @@ _PARAMETER_VIEWS = {
     "counter_nft": "counterNFT", "treasury": "treasury", "max_batch_delay": "maxBatchDelay",
     "withdrawal_window": "withdrawalWindow", "dispute_period": "disputePeriod", "unstake_thaw": "unstakeThaw",
     "admin_delay": "defaultAdminDelay", "min_provider_stake": "minProviderStake", "dispute_bond": "disputeBond",
-    "max_slash_bps": "maxSlashBps",
+    "max_slash_bps": "maxSlashBps", "sla_bps": "slaBps", "downtime_slash_bps": "downtimeSlashBps",
+    "feed_stale_after": "feedStaleAfter",
 }
 """Deployment field -> the registry's view of it (those the deployed ABI has are compared)."""
 

@@ -13,6 +13,7 @@ from settlement.errors import UsageError
 from settlement.permits import InvalidPermit, SpendPermit, check_domain
 from sinks.chain.deployment import checksum
 from sinks.chain.registry import ClaimResult, Registry
+from sinks.chain.batch_files import LeafProof
 from sinks.chain.settle import leaf_proof
 from sinks.permit_files import PermitStore, read_permit_file
 
@@ -96,15 +97,15 @@ class PermitClaim:
     """`permitted(consumer, payee)` on chain after the claim."""
 
 
-def claim_with_permits(out: Path, registry: Registry, number: int, consumer: str, payee: str, *,
-                       permit_file: Path | None = None) -> PermitClaim:
+def claim_with_permits(out: Path | None, registry: Registry, number: int, consumer: str, payee: str, *,
+                       permit_file: Path | None = None, proof: LeafProof | None = None) -> PermitClaim:
     """Claim (consumer, payee) of OUT's batch `number` with the best permit known.
 
     The permit is the highest for the pair in `permit_file`, else in OUT/permits/. When it is
     higher than the registry's, the claim carries it (`claimWithPermit`); otherwise the stored
     permit serves. With no permit anywhere, nothing can be paid: refused before sending."""
     consumer, payee = checksum(consumer, "--consumer"), checksum(payee, "--payee")
-    proof = leaf_proof(out, number, consumer, payee)
+    proof = proof or leaf_proof(out, number, consumer, payee)  # given: fetched from an API (--from-api)
     on_chain = registry.batch(number)
     if on_chain.root != proof.root:
         state = "is not committed" if not on_chain.committed else f"has root 0x{on_chain.root.hex()}"
@@ -112,7 +113,7 @@ def claim_with_permits(out: Path, registry: Registry, number: int, consumer: str
             state = "was revoked"
         raise UsageError(f"batch {number} {state} on registry {registry.deployment.registry}, but OUT's "
                          f"tree has root 0x{proof.root.hex()}; commit it first with `meterroot chain commit`")
-    source = permits_from_file(permit_file) if permit_file else stored_permits(out)
+    source = permits_from_file(permit_file) if permit_file else stored_permits(out) if out else []
     best = highest(source, consumer, payee)
     permitted = registry.permitted(consumer, payee)
     permit = best[0] if best else None
@@ -124,7 +125,7 @@ def claim_with_permits(out: Path, registry: Registry, number: int, consumer: str
         permit = None
         result = registry.claim(number, consumer, payee, proof.cumulative, proof.proof)
     else:
-        where = f"in {permit_file}" if permit_file else f"in {Path(out) / 'permits'}"
+        where = f"in {permit_file}" if permit_file else f"in {Path(out) / 'permits'}" if out else "given (--permit)"
         raise UsageError(
             f"no spend permit of {consumer} for {payee}: none {where} nor on registry "
             f"{registry.deployment.registry}, so nothing can be paid; ingest the consumer's signed permit "

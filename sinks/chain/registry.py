@@ -527,6 +527,23 @@ class Registry:
         return self._send(self.contract.functions.expireDispute(dispute_id), f"expireDispute({dispute_id})")
 
     # roles -------------------------------------------------------------------------------
+    # ------------------------------------------------------------------ availability SLA (SPEC §14)
+    def availability_feed(self, provider: str) -> str:
+        return self.contract.functions.availabilityFeed(checksum(provider, "provider")).call()
+
+    def downtime_slashed(self, provider: str, epoch: int) -> bool:
+        return self.contract.functions.downtimeSlashed(checksum(provider, "provider"), epoch).call()
+
+    def set_availability_feed(self, provider: str, feed: str) -> TxResult:
+        provider, feed = checksum(provider, "provider"), checksum(feed, "feed")
+        return self._send(self.contract.functions.setAvailabilityFeed(provider, feed),
+                          f"setAvailabilityFeed({provider}, {feed})")
+
+    def slash_for_downtime(self, provider: str, epoch: int) -> TxResult:
+        provider = checksum(provider, "provider")
+        return self._send(self.contract.functions.slashForDowntime(provider, epoch),
+                          f"slashForDowntime({provider}, epoch {epoch})")
+
     def grant_role(self, role: bytes, account: str) -> TxResult:
         account = checksum(account, "account")
         return self._send(self.contract.functions.grantRole(role, account), f"grantRole(0x{role.hex()}, {account})")

@@ -52,7 +52,8 @@ def constructor(dev, token, **changes):
     return contract(dev.w3, REGISTRY).constructor((
         token, c.treasury, dev.address, dev.address, dev.address, c.admin_delay, c.challenge_period,
         c.max_batch_delay, c.thaw_period, c.withdrawal_window, c.dispute_period, c.unstake_thaw,
-        c.min_provider_stake, c.dispute_bond, c.max_slash_bps))
+        c.min_provider_stake, c.dispute_bond, c.max_slash_bps, c.sla_bps, c.downtime_slash_bps,
+        c.feed_stale_after))
 
 
 # ------------------------------------------------------------------------------ construction
@@ -64,6 +65,10 @@ def constructor(dev, token, **changes):
     ({"withdrawal_window": 0}, r"ParameterOutOfRange\(parameter=withdrawalWindow, value=0"),
     ({"dispute_bond": 0}, r"ParameterOutOfRange\(parameter=disputeBond, value=0"),
     ({"max_slash_bps": 10_001}, r"ParameterOutOfRange\(parameter=maxSlashBps, value=10001"),
+    ({"sla_bps": 10_001}, r"ParameterOutOfRange\(parameter=slaBps, value=10001"),
+    ({"downtime_slash_bps": 9_000, "max_slash_bps": 5_000},
+     r"ParameterOutOfRange\(parameter=downtimeSlashBps, value=9000, limit=5000"),
+    ({"feed_stale_after": 0}, r"ParameterOutOfRange\(parameter=feedStaleAfter, value=0"),
 ])
 def test_constructor_refuses_unsafe_parameters(dev, deployment, changes, error):
     with pytest.raises(ChainError, match=error):
