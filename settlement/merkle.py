@@ -154,7 +154,7 @@ def process_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
 
 
 _JSON_PLAIN = re.compile(r"[ !#-\[\]-~]*")
-"""Text that JSON writes as is between quotes (printable ASCII but `"` and `\`)."""
+"""Text that JSON writes as is between quotes (printable ASCII but `"` and the backslash)."""
 
 
 def _plain_columns(values: list, width: int):
