@@ -451,14 +451,23 @@ class Registry:
                              f"is a real ERC-20: acquire and approve it instead")
         return self._send(self.token.functions.mint(checksum(to, "address"), amount), f"mint({amount})")
 
-    def _fund(self, amount: int, mint: bool) -> None:
-        """Mint (test token only) and approve `amount` of the sender's tokens for the registry."""
+    def _fund(self, amount: int, mint: bool, purpose: str) -> None:
+        """Mint (test token only) and approve `amount` of the sender's tokens for the registry.
+
+        The mint and the approval belong to the transaction they fund (`purpose`): the journal
+        takes them as part of that intent, so funding a second, different operation with the same
+        amount is not mistaken for a repeat of the first (one transaction per intent)."""
         sender = self._sender()
-        if mint:
-            self.mint(sender.address, amount)
-        allowance = self.token.functions.allowance(sender.address, self.deployment.registry).call()
-        if allowance < amount:
-            sender.send(self.token.functions.approve(self.deployment.registry, amount), f"approve({amount})")
+        scope = sender.scope
+        sender.scope = f"{scope}|funds {purpose}"
+        try:
+            if mint:
+                self.mint(sender.address, amount)
+            allowance = self.token.functions.allowance(sender.address, self.deployment.registry).call()
+            if allowance < amount:
+                sender.send(self.token.functions.approve(self.deployment.registry, amount), f"approve({amount})")
+        finally:
+            sender.scope = scope
 
     @staticmethod
     def _positive(amount: int, what: str) -> None:
@@ -469,7 +478,7 @@ class Registry:
     def deposit(self, amount: int, *, mint: bool = False) -> TxResult:
         """Deposit `amount` of the sender's tokens for the sender (approving the registry first)."""
         self._positive(amount, "deposit amount")
-        self._fund(amount, mint)
+        self._fund(amount, mint, f"deposit({amount})")
         return self._send(self.contract.functions.deposit(amount), f"deposit({amount})")
 
     def deposit_for(self, consumer: str, amount: int, *, mint: bool = False) -> TxResult:
@@ -479,7 +488,7 @@ class Registry:
         """
         self._positive(amount, "deposit amount")
         consumer = checksum(consumer, "consumer")
-        self._fund(amount, mint)
+        self._fund(amount, mint, f"depositFor({consumer}, {amount})")
         return self._send(self.contract.functions.depositFor(consumer, amount),
                           f"depositFor({consumer}, {amount})")
 
@@ -496,10 +505,11 @@ class Registry:
     def stake(self, amount: int, *, provider: str | None = None, mint: bool = False) -> TxResult:
         """Stake `amount` of the sender's tokens for `provider` (default: the sender)."""
         self._positive(amount, "stake")
-        self._fund(amount, mint)
+        if provider is not None:
+            provider = checksum(provider, "provider")
+        self._fund(amount, mint, f"stakeFor({provider}, {amount})" if provider else f"stake({amount})")
         if provider is None:
             return self._send(self.contract.functions.stake(amount), f"stake({amount})")
-        provider = checksum(provider, "provider")
         return self._send(self.contract.functions.stakeFor(provider, amount), f"stakeFor({provider}, {amount})")
 
     def request_unstake(self, amount: int) -> TxResult:
@@ -513,7 +523,8 @@ class Registry:
                      *, mint: bool = False) -> tuple[int, TxResult]:
         """Bond the dispute bond (approving it first) and dispute a leaf; returns (dispute id, tx)."""
         consumer, provider = checksum(consumer, "consumer"), checksum(provider, "provider")
-        self._fund(self.deployment.dispute_bond or self.contract.functions.disputeBond().call(), mint)
+        self._fund(self.deployment.dispute_bond or self.contract.functions.disputeBond().call(), mint,
+                   f"openDispute({number}, {consumer}, {provider}, 0x{bytes(evidence_hash).hex()})")
         result = self._send(self.contract.functions.openDispute(number, consumer, provider, evidence_hash),
                             f"openDispute(batch {number}, {consumer} -> {provider})")
         [opened] = self.contract.events.DisputeOpened().process_receipt(result.receipt, errors=DISCARD)

@@ -55,24 +55,27 @@ def chain(capsys, *argv, signer=None):
     return run(capsys, "chain", *argv, *extra)
 
 
-def test_one_key_for_every_role_is_refused_off_the_development_chain(tmp_path, anvil_url, w3, dev, capsys, new_account):
+def test_one_key_for_every_role_is_refused_off_the_development_chain(tmp_path, anvil_url, w3, dev, capsys, new_account,
+                                                                     monkeypatch):
+    # off chain 31337 a key is refused on the command line: it comes from the environment here
+    monkeypatch.setenv("METERROOT_PRIVATE_KEY", _ANVIL_DEV_KEY)
     token = dev.send(contract(w3, TEST_TOKEN).constructor(), "deploy token").receipt["contractAddress"]
     w3.provider.make_request("anvil_setChainId", [5])
     try:
         nonce = w3.eth.get_transaction_count(dev.address)
         file = tmp_path / "d.json"
         code, _, err = chain(capsys, "deploy", "--rpc-url", anvil_url, "--token", token, *SHORT_PERIODS,
-                             "--out", file, "--private-key", _ANVIL_DEV_KEY)
+                             "--out", file)
         assert code == 2 and "--admin and --committer, --admin and --governance, --committer and --governance" in err
         assert "chain 5" in err and not file.exists()
         other = new_account()
         code, _, err = chain(capsys, "deploy", "--rpc-url", anvil_url, "--token", token, *SHORT_PERIODS,
-                             "--committer", other.address, "--out", file, "--private-key", _ANVIL_DEV_KEY)
+                             "--committer", other.address, "--out", file)
         assert code == 2 and "--admin and --governance are the same key" in err
         assert w3.eth.get_transaction_count(dev.address) == nonce  # refused before anything was sent
         code, _, err = chain(capsys, "deploy", "--rpc-url", anvil_url, "--token", token, *SHORT_PERIODS,
                              "--committer", other.address, "--governance", new_account().address,
-                             "--out", file, "--private-key", _ANVIL_DEV_KEY)
+                             "--out", file)
         assert code == 0, err
         assert json.loads(file.read_text())["chain_id"] == 5
     finally:

@@ -117,8 +117,11 @@ def test_an_operator_run_on_a_mainnet_chain_id_leaks_no_secret(tmp_path, chain_o
     printed.append(o + e)
     assert code == 2 and "--private-key is refused on chain 1" in e and "--keystore" in e
 
+    # off the development chain admin and governance must be keys other than the committer's
+    admin, governance = Account.create().address, Account.create().address
     code, o, e = run(capsys, "deploy", "--token", key.token, "--challenge-period", CHALLENGE,
-                     "--thaw-period", THAW, *signing, "--out", deployment_file)
+                     "--thaw-period", THAW, "--admin", admin, "--governance", governance, *signing,
+                     "--out", deployment_file)
     printed.append(o + e)
     assert code == 0, e
     d = json.loads(deployment_file.read_text())
