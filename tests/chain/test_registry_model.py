@@ -11,7 +11,7 @@ from eth_account import Account
 
 from settlement.errors import ChainError
 from tests.chain.conftest import MIN_PROVIDER_STAKE, TREASURY
-from tests.chain.helpers import address, claim, commit_tree, finalize, leaf, permit, settlement_tree, stake_providers
+from tests.chain.helpers import claim, commit_tree, finalize, leaf, permit, settlement_tree, stake_providers
 
 
 class Model:
@@ -40,12 +40,12 @@ class Model:
         return paid
 
 
-@pytest.mark.parametrize("seed", [7])
+@pytest.mark.parametrize("seed", [3, 7])
 def test_claims_match_the_model_and_the_registry_stays_solvent(registry, seed):
     rng = random.Random(seed)
     d = registry.deployment
-    consumers = [Account.create() for _ in range(3)]
-    providers = [address(), address()]
+    consumers = [Account.from_key(rng.randbytes(32)) for _ in range(3)]  # from the seed: a determined run
+    providers = [Account.from_key(rng.randbytes(32)).address for _ in range(2)]
     payees = providers + [TREASURY]
     stake_providers(registry, providers)
     model = Model(consumers, payees)
