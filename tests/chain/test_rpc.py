@@ -70,7 +70,7 @@ def test_confirmations_wait_for_later_blocks(w3, deployment):
 
 
 def test_missing_confirmations_time_out_naming_the_tx(w3, deployment):
-    impatient = Registry(w3, deployment, Sender(w3, anvil_dev_account(), confirmations=2, timeout=0.3))
+    impatient = Registry(w3, deployment, Sender(w3, anvil_dev_account(), confirmations=2, timeout=2.0))
     with pytest.raises(ChainError, match=r"tx 0x[0-9a-f]{64} mined in block \d+ has 1 of 2 confirmations"):
         impatient.commit_batch(1, b"\x01" * 32, 1, 1, b"\x02" * 32)
 
