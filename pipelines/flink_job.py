@@ -175,7 +175,7 @@ class ReadUsageFiles(ProcessFunction):
                 time.sleep(config["settle_seconds"])
             return
         seen = self.latest["ts"] - ooo - 1 if self.latest else MIN_TIME
-        latest = None
+        latest, started = None, time.time()
         # every row goes through the event-time stamping, so all the writer's inputs carry
         # the watermark (quarantine and file rows have time 0: they never move it)
         for kind, row in read_usage_file(path, self.tariff, config["shards"]):
@@ -183,10 +183,10 @@ class ReadUsageFiles(ProcessFunction):
                 latest = row[3] if latest is None else max(latest, row[3])
                 row[7] = seen
             yield row
-        trace = os.environ.get("METERROOT_FLINK_TRACE")
-        if trace:  # benchmarks: when each file's blocks left the reader
+        trace = config.get("trace")
+        if trace:  # benchmarks and tests: when each file was read, and its blocks left the reader
             with open(trace, "a") as log:
-                log.write(json.dumps({"path": path, "emitted": time.time()}) + "\n")
+                log.write(json.dumps({"path": path, "started": started, "emitted": time.time()}) + "\n")
         before = self.latest["ts"] if self.latest else None
         if latest is not None and (before is None or latest > before):
             crossed = before is None or (latest - ooo) // self.epoch_ms > (before - ooo) // self.epoch_ms
@@ -460,6 +460,7 @@ def parse_args(argv):
     p.add_argument("--stop-after-idle", type=float, default=None)
     p.add_argument("--poll-seconds", type=float, default=1.0)
     p.add_argument("--probes", action="append", default=[])
+    p.add_argument("--trace", default=None)
     return p.parse_args(argv)
 
 
@@ -511,7 +512,9 @@ def check_config(args) -> dict:
             "parallelism": args.parallelism, "shards": args.shards or 2 * args.parallelism,
             "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
             "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1,
-            "probes": list(args.probes)}  # SPEC §14: settled with each cut
+            "probes": list(args.probes),
+            # a file (on every TaskManager's machine) each file read is logged to
+            "trace": args.trace or os.environ.get("METERROOT_FLINK_TRACE")}  # SPEC §14: settled with each cut
 
 
 def environment(config: dict):
