@@ -235,3 +235,12 @@ def test_files_dropped_into_a_watched_folder_give_the_batches_of_a_replay_and_th
 
 def lines_of_event(event_id: str, seconds: int, quantity: int) -> str:
     return json.dumps(event(event_id, seconds, quantity)) + "\n"
+
+
+def test_a_watched_folder_that_is_not_one_is_refused_before_the_job_starts(tmp_path, flink_ready):
+    tariff = write_tariff(tmp_path)
+    done = meterroot("stream", "--engine", "flink", "--watch", str(tmp_path / "missing"),
+                     *common_args(tariff, tmp_path / "out"), check=False)
+    assert done.returncode == 2
+    assert "--watch" in done.stderr and "is not a folder" in done.stderr
+    assert "Traceback" not in done.stderr
