@@ -512,7 +512,7 @@ def check_config(args) -> dict:
             "parallelism": args.parallelism, "shards": args.shards or 2 * args.parallelism,
             "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
             "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1,
-            "probes": list(args.probes),
+            "probes": [os.path.abspath(p) for p in args.probes],
             # a file (on every TaskManager's machine) each file read is logged to
             "trace": args.trace or os.environ.get("METERROOT_FLINK_TRACE")}  # SPEC §14: settled with each cut
 
