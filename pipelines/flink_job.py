@@ -291,7 +291,10 @@ class CutWriter(KeyedProcessFunction):
     def open(self, runtime_context):
         config = self.config
         pickled = Types.PICKLED_BYTE_ARRAY()
-        self.panes = runtime_context.get_list_state(ListStateDescriptor("panes", pickled))
+        # on-time panes by epoch, so a cut reads only its own epochs' panes (not every pane
+        # waiting for a later epoch, each time); late panes apart, in arrival order
+        self.panes = runtime_context.get_map_state(MapStateDescriptor("panes", Types.LONG(), pickled))
+        self.late_panes = runtime_context.get_list_state(ListStateDescriptor("late_panes", pickled))
         self.quarantined = runtime_context.get_list_state(ListStateDescriptor("quarantined", pickled))
         self.tally = runtime_context.get_state(ValueStateDescriptor("tally", pickled))
         self.next_batch = runtime_context.get_state(ValueStateDescriptor("next_batch", Types.LONG()))
@@ -307,9 +310,12 @@ class CutWriter(KeyedProcessFunction):
         if kind.startswith(PANE):
             on_time = kind == PANE
             digests = tuple(tuple(d) for d in json.loads(row[4]))
-            self.panes.add((row[1], on_time, int(row[5]), digests, row[6]))
+            pane = (row[1], on_time, int(row[5]), digests, row[6])
             if on_time:
+                self.panes.put(row[1], (self.panes.get(row[1]) or []) + [pane])
                 ctx.timer_service().register_event_time_timer(row[3])
+            else:
+                self.late_panes.add(pane)
         elif kind == QUARANTINE:
             self.quarantined.add((((row[4], row[5]),), row[6]))
         elif kind == FILE:
@@ -335,16 +341,15 @@ class CutWriter(KeyedProcessFunction):
 
     def on_timer(self, timestamp, ctx):
         epoch_ms = self.epoch_ms
-        waiting = list(self.panes.get())
         finished = timestamp >= END_OF_TIME
-        due = [p for p in waiting if p[1] and (finished or p[0] * epoch_ms + epoch_ms - 1 <= timestamp)]
-        late = [p for p in waiting if not p[1]]
-        later = [p for p in waiting if p[1] and p not in due]
+        epochs = sorted(e for e in self.panes.keys() if finished or e * epoch_ms + epoch_ms - 1 <= timestamp)
+        due = [pane for e in epochs for pane in self.panes.get(e)]
+        late = list(self.late_panes.get())
         yield from self._cut(due, late, finished)
-        self.panes.clear()
-        keep = later + ([] if (due or finished) else late)
-        for pane in keep:
-            self.panes.add(pane)
+        for e in epochs:
+            self.panes.remove(e)
+        if due or finished:  # the late panes rode on this cut
+            self.late_panes.clear()
 
     def _cut(self, due, late, finished):
         held = list(self.quarantined.get())
