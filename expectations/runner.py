@@ -2,7 +2,7 @@
 
 One ephemeral Great Expectations context per batch (no project folder, no cloud): its Data Docs
 site is built into OUT/quality/<B>/data_docs/ and its outcome recorded in
-OUT/quality/<B>/validation.json, which `expectations.gate.check_batch_validated` reads before a
+OUT/quality/<B>/validation.json, which `sinks.validation_gate.check_batch_validated` reads before a
 root goes on chain.
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from expectations.availability import availability_suite_runs
 from expectations.frames import batch_frames
 from expectations.outputs import batch_numbers, recorded_tariff, require_batches
-from expectations.records import (ValidationRecord, batch_digests, manifest_digest, quality_dir,
-                                  read_record, stale_files, write_text_atomically, write_record)
+from sinks.atomic import write_bytes
+from sinks.validation_records import (ValidationRecord, batch_digests, manifest_digest, quality_dir,
+                                      read_record, stale_files, write_record)
 from expectations.suites import DEFAULT_MAX_QUARANTINE_SHARE, SUITE_NAMES, suite_runs
 from settlement.errors import MeterrootError, UsageError
 from sinks.catalog import build_catalog, check_output_dir, connect
@@ -223,7 +224,7 @@ def _write_index(out_dir: Path) -> None:
             "<body><h1>meterroot batch validation</h1><p>Suites: " + ", ".join(SUITE_NAMES) + "</p>"
             "<table border=\"1\"><tr><th>batch</th><th>outcome</th><th>failed suites</th>"
             "<th>Data Docs</th></tr>" + "".join(rows) + "</table></body></html>\n")
-    write_text_atomically(out_dir / "quality" / "index.html", page)
+    write_bytes(out_dir / "quality" / "index.html", page.encode("utf-8"))
 
 
 def validate_output(out_dir: Path, batches: list[int] | None = None,

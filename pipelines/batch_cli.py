@@ -66,7 +66,7 @@ def after_commit(output: str, batch: int | None, validate: bool) -> int:
     """The steps after the commit point, for this run's batch and for any committed batch whose
     steps a crash skipped: validation of every batch without a record, and the catalog when
     it is missing or older than the ledger head."""
-    from expectations.records import read_record
+    from sinks.validation_records import read_record
     from sinks import layout
     from sinks.run_commit import catalog_current
 

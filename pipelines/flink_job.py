@@ -5,7 +5,9 @@ embedded mini-cluster (`python -m pipelines.flink_job …`), or on a cluster wit
 `flink run -m HOST:PORT -py pipelines/flink_job.py -pyexec PYTHON -- …` (what
 `meterroot stream --engine flink --flink-master HOST:PORT` runs).
 
-    file paths ─ReadUsageFiles─▶ rows: Arrow blocks per (epoch, shard), quarantine, file counts
+    file paths (--replay: the files, in order; --watch: WatchFolder, one key, lists DIR on a
+                processing-time timer, each complete file once, read files in keyed state)
+               ─ReadUsageFiles─▶ rows: Arrow blocks per (epoch, shard), quarantine, file counts
                  (decode, validate: columnar)
                ─EventTime─▶ WatermarkStrategy.for_bounded_out_of_orderness (its own task)
                ─blocks, key_by shard─▶ TumblingEventTimeWindows(epoch), allowed_lateness,
@@ -52,6 +54,7 @@ from sinks import layout
 from sinks.stream_ledger import (LedgerTarget, SettledKeys, StreamTally, cut_batch, late_block_name,
                                  late_event_lines, write_run)
 from transforms.decoding import decode_stream, format_of
+from transforms.watched_folder import local_usage_files
 
 BLOCK, PANE, QUARANTINE, FILE, LATE_BLOCK = "block", "pane", "quarantine", "file", "late"
 END_OF_TIME = 2 ** 63 - 2
@@ -141,7 +144,8 @@ try:  # the Flink environment; the main venv imports this module only for its pl
     from pyflink.common.watermark_strategy import TimestampAssigner
     from pyflink.datastream import (KeyedProcessFunction, OutputTag, ProcessFunction,
                                     ProcessWindowFunction)
-    from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+    from pyflink.datastream.state import (ListStateDescriptor, MapStateDescriptor,
+                                          ValueStateDescriptor)
 except ImportError:  # pragma: no cover - the CLI runs the job with .venv-flink's interpreter
     TimestampAssigner = KeyedProcessFunction = ProcessFunction = ProcessWindowFunction = object
 
@@ -171,7 +175,7 @@ class ReadUsageFiles(ProcessFunction):
                 time.sleep(config["settle_seconds"])
             return
         seen = self.latest["ts"] - ooo - 1 if self.latest else MIN_TIME
-        latest = None
+        latest, started = None, time.time()
         # every row goes through the event-time stamping, so all the writer's inputs carry
         # the watermark (quarantine and file rows have time 0: they never move it)
         for kind, row in read_usage_file(path, self.tariff, config["shards"]):
@@ -179,10 +183,10 @@ class ReadUsageFiles(ProcessFunction):
                 latest = row[3] if latest is None else max(latest, row[3])
                 row[7] = seen
             yield row
-        trace = os.environ.get("METERROOT_FLINK_TRACE")
-        if trace:  # benchmarks: when each file's blocks left the reader
+        trace = config.get("trace")
+        if trace:  # benchmarks and tests: when each file was read, and its blocks left the reader
             with open(trace, "a") as log:
-                log.write(json.dumps({"path": path, "emitted": time.time()}) + "\n")
+                log.write(json.dumps({"path": path, "started": started, "emitted": time.time()}) + "\n")
         before = self.latest["ts"] if self.latest else None
         if latest is not None and (before is None or latest > before):
             crossed = before is None or (latest - ooo) // self.epoch_ms > (before - ooo) // self.epoch_ms
@@ -199,6 +203,50 @@ def ticked(paths: list[str]) -> list[str]:
     epoch, in a bundle of its own, so that the file's watermark goes out and the windows fire
     before the next file's data arrives."""
     return [item for path in paths for item in (path, TICK)]
+
+
+class WatchFolder(KeyedProcessFunction):
+    """--watch DIR: every --poll-seconds (a processing-time timer), the complete usage files of
+    DIR not read yet, oldest first, each followed by a tick (see ticked()). The files read are
+    keyed state, checkpointed with the rest: a restored job neither reads a file again nor skips
+    one. After --stop-after-idle seconds without a new file it stops listing and leaves
+    `layout.watch_idle_path` for the job's client, which stops the job with a drain (the final
+    watermark closes the last epochs, as when a replay ends)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def open(self, runtime_context):
+        self.read_state = runtime_context.get_map_state(
+            MapStateDescriptor("read", Types.STRING(), Types.BOOLEAN()))
+        self.read = None  # the state's keys, loaded at the first timer (keyed state needs a key)
+        self.last_new = None
+
+    def process_element(self, value, ctx):
+        if value == self.config["watch"]:  # the seed: start listing
+            ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time())
+
+    def on_timer(self, timestamp, ctx):
+        config = self.config
+        now = time.monotonic()
+        if self.read is None:
+            self.read = set(self.read_state.keys())
+            self.last_new = now
+        new = [path for path in local_usage_files(config["watch"]) if path not in self.read]
+        for path in new:
+            self.read_state.put(path, True)
+            self.read.add(path)
+            yield path
+            yield TICK
+        if new:
+            self.last_new = now
+        idle = config["stop_after_idle_seconds"]
+        if idle is not None and now - self.last_new >= idle:
+            atomic.write_bytes(layout.watch_idle_path(Path(config["output"]), config["run_id"]),
+                               json.dumps({"files": len(self.read)}).encode())
+            return  # no timer: nothing is read after the client was told to stop
+        ctx.timer_service().register_processing_time_timer(
+            ctx.timer_service().current_processing_time() + int(config["poll_seconds"] * 1000))
 
 
 class BlockTime(TimestampAssigner):
@@ -243,7 +291,10 @@ class CutWriter(KeyedProcessFunction):
     def open(self, runtime_context):
         config = self.config
         pickled = Types.PICKLED_BYTE_ARRAY()
-        self.panes = runtime_context.get_list_state(ListStateDescriptor("panes", pickled))
+        # on-time panes by epoch, so a cut reads only its own epochs' panes (not every pane
+        # waiting for a later epoch, each time); late panes apart, in arrival order
+        self.panes = runtime_context.get_map_state(MapStateDescriptor("panes", Types.LONG(), pickled))
+        self.late_panes = runtime_context.get_list_state(ListStateDescriptor("late_panes", pickled))
         self.quarantined = runtime_context.get_list_state(ListStateDescriptor("quarantined", pickled))
         self.tally = runtime_context.get_state(ValueStateDescriptor("tally", pickled))
         self.next_batch = runtime_context.get_state(ValueStateDescriptor("next_batch", Types.LONG()))
@@ -259,9 +310,12 @@ class CutWriter(KeyedProcessFunction):
         if kind.startswith(PANE):
             on_time = kind == PANE
             digests = tuple(tuple(d) for d in json.loads(row[4]))
-            self.panes.add((row[1], on_time, int(row[5]), digests, row[6]))
+            pane = (row[1], on_time, int(row[5]), digests, row[6])
             if on_time:
+                self.panes.put(row[1], (self.panes.get(row[1]) or []) + [pane])
                 ctx.timer_service().register_event_time_timer(row[3])
+            else:
+                self.late_panes.add(pane)
         elif kind == QUARANTINE:
             self.quarantined.add((((row[4], row[5]),), row[6]))
         elif kind == FILE:
@@ -287,16 +341,15 @@ class CutWriter(KeyedProcessFunction):
 
     def on_timer(self, timestamp, ctx):
         epoch_ms = self.epoch_ms
-        waiting = list(self.panes.get())
         finished = timestamp >= END_OF_TIME
-        due = [p for p in waiting if p[1] and (finished or p[0] * epoch_ms + epoch_ms - 1 <= timestamp)]
-        late = [p for p in waiting if not p[1]]
-        later = [p for p in waiting if p[1] and p not in due]
+        epochs = sorted(e for e in self.panes.keys() if finished or e * epoch_ms + epoch_ms - 1 <= timestamp)
+        due = [pane for e in epochs for pane in self.panes.get(e)]
+        late = list(self.late_panes.get())
         yield from self._cut(due, late, finished)
-        self.panes.clear()
-        keep = later + ([] if (due or finished) else late)
-        for pane in keep:
-            self.panes.add(pane)
+        for e in epochs:
+            self.panes.remove(e)
+        if due or finished:  # the late panes rode on this cut
+            self.late_panes.clear()
 
     def _cut(self, due, late, finished):
         held = list(self.quarantined.get())
@@ -335,8 +388,10 @@ def build_job(env, config: dict):
     late_tag = output_tags()
     epoch_ms = config["epoch_seconds"] * 1000
 
-    paths = env.from_collection(ticked(config["paths"]), type_info=Types.STRING()).set_parallelism(1)
-    read = paths.process(ReadUsageFiles(config), output_type=rows).name("ReadUsageFiles").set_parallelism(1)
+    read = (file_paths(env, config)
+            .process(ReadUsageFiles(config), output_type=rows).name("ReadUsageFiles")
+            .set_parallelism(1).start_new_chain())
+    # its own chain: each path and tick comes as a bundle of its own, as from a replay
     stamped = read.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(
             Duration.of_millis(config["out_of_orderness_ms"])).with_timestamp_assigner(BlockTime())
@@ -357,6 +412,28 @@ def build_job(env, config: dict):
      .key_by(lambda row: "ledger", key_type=Types.STRING())
      .process(CutWriter(config), output_type=Types.STRING()).name("CutWriter").set_parallelism(1)
      .print().set_parallelism(1))
+
+
+def file_paths(env, config: dict):
+    """The paths (and ticks) the reader reads: a replay's, or the watched folder's as they come."""
+    from pyflink.common import Duration, Types, WatermarkStrategy
+
+    if config["watch"] is None:
+        return env.from_collection(ticked(config["paths"]), type_info=Types.STRING()).set_parallelism(1)
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+
+    # An unbounded source that never emits: it keeps the job running (and its timers firing)
+    # until the client stops it; a drain then ends it with the final watermark.
+    keepalive = Path(config["keepalive_dir"])
+    keepalive.mkdir(parents=True, exist_ok=True)
+    forever = (FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(keepalive))
+               .monitor_continuously(Duration.of_seconds(3600)).build())
+    seed = env.from_collection([config["watch"]], type_info=Types.STRING()).set_parallelism(1)
+    return (seed.union(env.from_source(forever, WatermarkStrategy.no_watermarks(), "KeepAlive")
+                       .set_parallelism(1))
+            .key_by(lambda path: 0, key_type=Types.INT())
+            .process(WatchFolder(config), output_type=Types.STRING()).name("WatchFolder")
+            .set_parallelism(1))
 
 
 def _target(config: dict) -> LedgerTarget:
@@ -385,6 +462,10 @@ def parse_args(argv):
     p.add_argument("--settle-seconds", type=float, default=0.5)
     p.add_argument("--run-id", default=None)
     p.add_argument("--restart-attempts", type=int, default=10)
+    p.add_argument("--stop-after-idle", type=float, default=None)
+    p.add_argument("--poll-seconds", type=float, default=1.0)
+    p.add_argument("--probes", action="append", default=[])
+    p.add_argument("--trace", default=None)
     return p.parse_args(argv)
 
 
@@ -397,15 +478,23 @@ def check_config(args) -> dict:
         raise UsageError(f"--registry {exc}") from None
     if args.chain_id <= 0:
         raise UsageError(f"--chain-id must be a positive chain id, got {args.chain_id}")
-    if args.watch is not None:
-        raise UsageError("--watch is not supported by --engine flink yet: replay the folder with "
-                         "--replay 'DIR/*' or use --engine beam for a watched folder")
-    paths = sorted(glob.glob(args.replay))
-    if not paths:
-        raise UsageError(f"--replay {args.replay!r} matches no file")
     out = Path(args.output).resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--output {args.output} is a file; pass a directory")
+    watch, paths = None, []
+    if args.watch is not None:
+        if not Path(args.watch).is_dir():
+            raise UsageError(f"--watch {args.watch} is not a folder; create it, then drop usage "
+                             "files into it")
+        watch = str(Path(args.watch).resolve())
+        if Path(watch) == layout.late_dir(out).resolve():
+            raise UsageError("--watch must not be OUT/late: settle late data with `meterroot batch`")
+    else:
+        paths = sorted(glob.glob(args.replay))
+        if not paths:
+            raise UsageError(f"--replay {args.replay!r} matches no file")
+    if args.poll_seconds <= 0 or (args.stop_after_idle is not None and args.stop_after_idle < 0):
+        raise UsageError("--poll-seconds must be > 0 and --stop-after-idle >= 0")
     lateness = tariff.epoch_seconds if args.allowed_lateness_seconds is None else args.allowed_lateness_seconds
     if lateness < 0 or args.max_out_of_orderness_seconds < 0 or args.checkpoint_interval_seconds <= 0:
         raise UsageError("--allowed-lateness-seconds, --max-out-of-orderness-seconds must be >= 0 "
@@ -417,15 +506,20 @@ def check_config(args) -> dict:
     check_continuation(head, tariff.epoch_seconds, args.chain_id, registry, str(store.root))
     return {"tariff": str(Path(args.tariff).resolve()), "epoch_seconds": tariff.epoch_seconds,
             "output": str(out), "chain_id": args.chain_id, "registry": registry,
-            "paths": [str(Path(p).resolve()) for p in paths],
+            "paths": [str(Path(p).resolve()) for p in paths], "watch": watch,
+            "stop_after_idle_seconds": args.stop_after_idle, "poll_seconds": args.poll_seconds,
             "allowed_lateness_seconds": int(lateness),
             "out_of_orderness_ms": int(args.max_out_of_orderness_seconds * 1000),
             "checkpoint_ms": int(args.checkpoint_interval_seconds * 1000),
             "checkpoint_dir": str(Path(args.checkpoint_dir or out / ".flink-checkpoints").resolve()),
+            "keepalive_dir": str(Path(args.checkpoint_dir or out / ".flink-checkpoints").resolve()
+                                 / "keepalive"),
             "parallelism": args.parallelism, "shards": args.shards or 2 * args.parallelism,
             "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
             "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1,
-            "probes": list(getattr(args, "probes", None) or [])}  # SPEC §14: settled with each cut
+            "probes": [os.path.abspath(p) for p in args.probes],
+            # a file (on every TaskManager's machine) each file read is logged to
+            "trace": args.trace or os.environ.get("METERROOT_FLINK_TRACE")}  # SPEC §14: settled with each cut
 
 
 def environment(config: dict):
@@ -441,6 +535,7 @@ def environment(config: dict):
         "pipeline.auto-watermark-interval": "20 ms",
         "execution.checkpointing.dir": "file://" + config["checkpoint_dir"],
         "execution.checkpointing.num-retained": "2",
+        "execution.checkpointing.savepoint-dir": "file://" + config["checkpoint_dir"] + "/savepoints",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(config["restart_attempts"]),
         "restart-strategy.fixed-delay.delay": "2 s",
@@ -465,6 +560,44 @@ def prepare_output(config: dict) -> None:
     shutil.rmtree(staging_dir(out), ignore_errors=True)
 
 
+def run_watched(env, name: str, config: dict) -> None:
+    """Run a --watch job until its folder is idle (--stop-after-idle), `layout.watch_stop_path`
+    appears (the CLI's driver on Ctrl-C) or this process gets SIGINT/SIGTERM; then stop it with a
+    drain: the sources end, the final watermark fires every window and the writer's last cut."""
+    import signal
+    import threading
+
+    asked = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: asked.set())
+    out = Path(config["output"])
+    idle, request = (layout.watch_idle_path(out, config["run_id"]),
+                     layout.watch_stop_path(out, config["run_id"]))
+    client = env.execute_async(name)
+    result = client.get_job_execution_result()
+    while not result.done():
+        if asked.is_set() or idle.exists() or request.exists():
+            drain(client, config)
+            break
+        asked.wait(0.2)
+    result.result()
+    for path in (idle, request):
+        path.unlink(missing_ok=True)
+
+
+def drain(client, config: dict) -> str:
+    """Stop the job with a savepoint, its sources ended first and the final watermark sent
+    (`flink stop --drain`); the savepoint's path. (PyFlink 2.3's JobClient.stop_with_savepoint
+    calls a Java signature Flink 2 no longer has: the Java client is called directly.)"""
+    from pyflink.common.completable_future import CompletableFuture
+    from pyflink.java_gateway import get_gateway
+
+    formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+    future = client._j_job_client.stopWithSavepoint(
+        True, "file://" + config["checkpoint_dir"] + "/savepoints", formats.CANONICAL)
+    return CompletableFuture(future).result()
+
+
 def main(argv=None) -> int:
     try:
         config = check_config(parse_args(sys.argv[1:] if argv is None else argv))
@@ -472,7 +605,11 @@ def main(argv=None) -> int:
         env = environment(config)
         build_job(env, config)
         started = time.monotonic()
-        env.execute(f"meterroot stream {config['run_id'][:8]}")
+        name = f"meterroot stream {config['run_id'][:8]}"
+        if config["watch"] is None:
+            env.execute(name)
+        else:
+            run_watched(env, name, config)
         print(json.dumps({"flink_job_seconds": round(time.monotonic() - started, 3)}), flush=True)
     except MeterrootError as exc:
         print(f"meterroot stream --engine flink: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,8 +133,28 @@ def flink_env(python: Path | None = None) -> dict:
 
 
 def run_flink_job(job_args: list[str], flink_master: str | None = None, *, stdout=None,
-                  timeout: float | None = None) -> int:
-    """Run the Flink job to its end; its exit code (2: bad configuration, 1: failed)."""
+                  timeout: float | None = None, stop_file: Path | None = None) -> int:
+    """Run the Flink job to its end; its exit code (2: bad configuration, 1: failed).
+
+    The job runs in a session of its own, so a Ctrl-C reaches only this process: with
+    `stop_file`, the first one leaves that file (the job's client then drains the job: see
+    pipelines.flink_job.run_watched) and waits; a second one, or none given, stops it at once."""
     command = flink_job_command(job_args, flink_master)
-    done = subprocess.run(command, env=flink_env(), stdout=stdout, timeout=timeout)
-    return done.returncode
+    job = subprocess.Popen(command, env=flink_env(), stdout=stdout, start_new_session=True)
+    asked = False
+    while True:
+        try:
+            return job.wait(timeout=timeout)
+        except KeyboardInterrupt:
+            if stop_file is None or asked:
+                os.killpg(job.pid, signal.SIGTERM)
+                job.wait()
+                raise
+            asked = True
+            print("stopping: the job drains what it read (Ctrl-C again to stop at once)", flush=True)
+            stop_file.parent.mkdir(parents=True, exist_ok=True)
+            stop_file.write_text("stop\n")
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGTERM)
+            job.wait()
+            raise

@@ -8,6 +8,7 @@ each new batch and, with --commit, commits it on chain.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from pipelines.flink_runner import run_flink_job
@@ -15,15 +16,13 @@ from settlement.errors import MeterrootError, UsageError
 from sinks import layout
 
 
-def job_args(args) -> list[str]:
+def job_args(args, run_id: str) -> list[str]:
     """pipelines/flink_job.py's flags from `meterroot stream`'s."""
-    if args.watch:
-        raise UsageError("--engine flink replays files (--replay GLOB); a watched folder runs on "
-                         "--engine beam for now")
     if args.beam_args:
         raise UsageError(f"--engine flink takes no Beam options: {' '.join(args.beam_args)}")
+    feed = ["--watch", args.watch] if args.watch else ["--replay", args.replay]
     out = [
-        "--replay", args.replay, "--tariff", args.tariff, "--output", args.output,
+        *feed, "--tariff", args.tariff, "--output", args.output, "--run-id", run_id,
         "--chain-id", str(args.chain_id), "--registry", args.registry,
         "--max-out-of-orderness-seconds", str(args.max_out_of_orderness_seconds),
         "--checkpoint-interval-seconds", str(args.checkpoint_interval_seconds),
@@ -35,7 +34,14 @@ def job_args(args) -> list[str]:
         out += ["--settle-seconds", str(args.settle_seconds)]
     if args.checkpoint_dir:
         out += ["--checkpoint-dir", str(Path(args.checkpoint_dir).resolve())]
-    return [str(Path(a).resolve()) if a in (args.tariff, args.output) else a for a in out]
+    if args.watch:
+        out += ["--poll-seconds", str(args.poll_seconds)]
+        if args.stop_after_idle is not None:
+            out += ["--stop-after-idle", str(args.stop_after_idle)]
+    for pattern in args.probes:
+        out += ["--probes", pattern]
+    paths = (args.tariff, args.output, args.watch)
+    return [str(Path(a).resolve()) if a and a in paths else a for a in out]
 
 
 def run_flink_stream(args) -> int:
@@ -43,22 +49,27 @@ def run_flink_stream(args) -> int:
 
     if args.commit and not args.deployment:
         raise UsageError("--commit needs --deployment FILE (written by `meterroot chain deploy`)")
-    command_args = job_args(args)
+    run_id = uuid.uuid4().hex
+    command_args = job_args(args, run_id)
     registry = None
     if args.commit:
         from pipelines.stream import check_config, connect_deployment
 
         config = check_config(tariff=args.tariff, output=args.output, chain_id=args.chain_id,
-                              registry=args.registry, replay=args.replay)
+                              registry=args.registry, replay=args.replay, watch=args.watch)
         registry = connect_deployment(args.deployment, config, args.rpc_url)
     where = args.flink_master or "an embedded mini-cluster"
-    print(f"meterroot stream --engine flink: replaying {args.replay} on {where}", flush=True)
+    source = f"watching {args.watch}" if args.watch else f"replaying {args.replay}"
+    print(f"meterroot stream --engine flink: {source} on {where}", flush=True)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     follower = BatchFollower(Path(args.output), validate=not args.no_validate, registry=registry,
                              say=lambda line: print(line, flush=True))
     follower.start()
     try:
-        code = run_flink_job(command_args, args.flink_master)
+        # Ctrl-C here asks the job to drain (what is read settles), as its idle end does
+        code = run_flink_job(command_args, args.flink_master,
+                             stop_file=layout.watch_stop_path(Path(args.output), run_id)
+                             if args.watch else None)
     finally:
         follower.stop()
     if code != 0:

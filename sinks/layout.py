@@ -201,3 +201,17 @@ def head_batch(out: Path) -> int:
 def late_dir(out: Path) -> Path:
     """OUT/late/: events a stream got past the allowed lateness, for a later `meterroot batch`."""
     return Path(out) / "late"
+
+
+WATCH_CONTROL = ".flink-watch"
+"""OUT/.flink-watch/: how a --watch Flink job and its client tell each other to stop."""
+
+
+def watch_idle_path(out: Path, run_id: str) -> Path:
+    """Left by the job's folder watcher when the folder was idle for --stop-after-idle."""
+    return Path(out) / WATCH_CONTROL / f"{run_id}.idle"
+
+
+def watch_stop_path(out: Path, run_id: str) -> Path:
+    """Left by `meterroot stream`'s driver when it is interrupted: the client drains the job."""
+    return Path(out) / WATCH_CONTROL / f"{run_id}.stop"

@@ -34,14 +34,13 @@ from settlement.tariff import Tariff
 from settlement.validation import validate
 from transforms.decoding import decode_stream, format_of
 from transforms.read_usage import file_digest
+from transforms.watched_folder import in_reading_order, is_usage_file_name
 from transforms.windowing import EpochEvents, EpochWindowing
 
 QUARANTINED = "quarantined"
 TOO_LATE = "too_late"
 FILES = "files"
 
-# Names a writer uses while a file is not complete yet: never read.
-_INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 _END = object()
 """The position a feed claims when it ends."""
 
@@ -77,17 +76,8 @@ def watched_files(folder: str) -> list[str]:
         matched = FileSystems.match([FileSystems.join(folder, "*")])[0].metadata_list
     except Exception as exc:  # Beam raises BeamIOError and friends for unknown schemes
         raise InvalidInput(f"watched folder {folder!r} cannot be listed: {exc}") from None
-    files = []
-    for meta in matched:
-        name = meta.path.rstrip("/").rsplit("/", 1)[-1]
-        if name.startswith((".", "_")) or name.lower().endswith(_INCOMPLETE_SUFFIXES):
-            continue
-        try:
-            format_of(name)
-        except InvalidInput:
-            continue  # not a usage file (a README, a checksum file, a folder)
-        files.append((meta.last_updated_in_seconds, meta.path))
-    return [path for _, path in sorted(files)]
+    return in_reading_order((meta.last_updated_in_seconds, meta.path) for meta in matched
+                            if is_usage_file_name(meta.path.rstrip("/").rsplit("/", 1)[-1]))
 
 
 @dataclass(frozen=True)

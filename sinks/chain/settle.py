@@ -21,6 +21,7 @@ from sinks.chain.batch_files import (
 )
 from sinks.chain.deployment import checksum
 from sinks.chain.registry import ClaimResult, Registry
+from sinks.validation_gate import check_batch_validated
 
 log = logging.getLogger("meterroot.chain")
 
@@ -51,7 +52,7 @@ def commit_output(out: Path, registry: Registry, *, skip_validation: bool = Fals
     """Commit every batch of OUT not yet on chain, in order.
 
     Before each commit: the tree must match its manifest and name the deployment's chain id and
-    registry, and the batch must have passed validation (expectations.gate), unless
+    registry, and the batch must have passed validation (sinks/validation_gate.py), unless
     `skip_validation`, an explicit override that is logged. `data_uri` (where OUT's batches are
     published, e.g. a `meterroot serve` URL) is emitted with each commit.
     """
@@ -105,14 +106,6 @@ def _validation_gate(out: Path, number: int, skip_validation: bool) -> None:
     if skip_validation:
         log.warning("batch %d: validation gate skipped by --skip-validation (explicit override)", number)
         return
-    try:
-        from expectations.gate import check_batch_validated  # the quality engineer's gate, optional here
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("expectations", "expectations.gate"):
-            raise
-        raise UsageError(
-            f"batch {number} cannot be checked: the validation gate (expectations.gate) is not installed; "
-            f"run `meterroot validate` with it, or pass --skip-validation to commit unvalidated") from None
     check_batch_validated(out, number)
 
 

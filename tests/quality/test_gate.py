@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from expectations.gate import ValidationGateError, check_batch_validated
-from expectations.records import ValidationRecord, batch_digests, manifest_digest, write_record
+from sinks.validation_gate import ValidationGateError, check_batch_validated
+from sinks.validation_records import ValidationRecord, batch_digests, manifest_digest, write_record
 from expectations.suites import SUITE_NAMES
 from settlement.errors import UsageError
 from tests.quality.conftest import rewrite_json
@@ -73,6 +73,6 @@ def test_real_validation_opens_the_gate(good_output):
 def test_gate_imports_neither_great_expectations_nor_duckdb():
     import subprocess
     import sys
-    code = ("import sys, expectations.gate; "
+    code = ("import sys, expectations.gate, sinks.validation_gate; "
             "assert 'great_expectations' not in sys.modules and 'duckdb' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

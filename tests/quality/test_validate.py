@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from expectations.records import read_record
+from sinks.validation_records import read_record
 from expectations.runner import validate_output
 from expectations.suites import SUITE_NAMES
 from settlement.errors import InvalidInput, UsageError

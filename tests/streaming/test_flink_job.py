@@ -5,6 +5,7 @@ TaskManagers is killed (kill -9) mid-run.
 Each run is a real PyFlink job in .venv-flink; the tests compare what lands in OUT/."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -185,3 +186,61 @@ def test_a_taskmanager_killed_mid_run_restores_from_its_checkpoint_and_pays_noth
     assert batch_files(out) == batch_files(whole)
     assert run_json(out)["accepted"] == 8 * 12 and run_json(out)["pending"] == 0
     assert cumulative(out) == cumulative(whole)
+
+
+# ------------------------------------------------------------------------------ watched folder
+
+def test_files_dropped_into_a_watched_folder_give_the_batches_of_a_replay_and_the_job_ends_when_idle(
+        parity_case):
+    """The parity files, two there when the job starts and two renamed in while it runs (with a
+    file still being written and a hidden one beside them, never read): the same batches as the
+    replay, and the job drains and ends --stop-after-idle seconds after the last file."""
+    folder, tariff, replay, mini = parity_case
+    watched, out, trace = folder / "watched", folder / "watch-out", folder / "watch-trace.jsonl"
+    watched.mkdir()
+    sources = sorted((folder / "in").glob("*.jsonl"))
+    for path in sources[:2]:
+        (watched / path.name).write_bytes(path.read_bytes())
+    args = ["stream", "--engine", "flink", "--watch", str(watched), *common_args(tariff, out),
+            "--settle-seconds", SETTLE, "--no-validate", "--checkpoint-interval-seconds", "1",
+            "--poll-seconds", "0.2", "--stop-after-idle", "8"]
+    job = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           env={**os.environ, "METERROOT_FLINK_TRACE": str(trace)})
+    try:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while not (trace.exists() and sources[1].name in trace.read_text()):
+            assert job.poll() is None and time.monotonic() < deadline, job.stdout.read()
+            time.sleep(0.1)
+        (watched / "p5.jsonl.tmp").write_text(lines_of_event("p9", 190, 5))  # not complete
+        (watched / ".p6.jsonl").write_text(lines_of_event("p8", 191, 5))  # hidden
+        for path in sources[2:]:
+            partial = watched / f"{path.name}.part"
+            partial.write_bytes(path.read_bytes())
+            os.replace(partial, watched / path.name)
+        output, _ = job.communicate(timeout=JOB_TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 0, output
+    # the same bytes but for where the manifests say the files were read from
+    replayed_from = str(folder / "in").encode()
+    assert {name: data.replace(str(watched).encode(), replayed_from)
+            for name, data in batch_files(out).items()} == batch_files(mini)
+    run = run_json(out)
+    assert run["finished"] and run["pending"] == 0 and run["read"] == run_json(mini)["read"]
+    read = [json.loads(line)["path"] for line in trace.read_text().splitlines()]
+    assert [Path(p).name for p in read] == [p.name for p in sources]
+
+
+def lines_of_event(event_id: str, seconds: int, quantity: int) -> str:
+    return json.dumps(event(event_id, seconds, quantity)) + "\n"
+
+
+def test_a_watched_folder_that_is_not_one_is_refused_before_the_job_starts(tmp_path, flink_ready):
+    tariff = write_tariff(tmp_path)
+    done = meterroot("stream", "--engine", "flink", "--watch", str(tmp_path / "missing"),
+                     *common_args(tariff, tmp_path / "out"), check=False)
+    assert done.returncode == 2
+    assert "--watch" in done.stderr and "is not a folder" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,16 +1,18 @@
-"""OUT/quality/<B>/validation.json: the recorded outcome of a batch's validation."""
+"""OUT/quality/<B>/validation.json: the recorded outcome of a batch's validation.
+
+Written by `meterroot validate` (expectations/runner.py), read by the commit gate
+(sinks/validation_gate.py) and by `meterroot batch` (which batches still need validating):
+part of the output layout, so it lives with the other sinks.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from expectations.outputs import manifest_path
 from settlement.errors import InvalidInput
-
-RECORD_FILE = "validation.json"
+from sinks import atomic, layout
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,13 @@ class ValidationRecord:
     """One line per failed expectation."""
 
 
-def quality_dir(out_dir: Path, batch: int) -> Path:
-    return Path(out_dir) / "quality" / str(batch)
-
-
-def record_path(out_dir: Path, batch: int) -> Path:
-    return quality_dir(out_dir, batch) / RECORD_FILE
+quality_dir = layout.quality_dir
+record_path = layout.validation_record_path
 
 
 def manifest_digest(out_dir: Path, batch: int) -> str | None:
     try:
-        return hashlib.sha256(manifest_path(out_dir, batch).read_bytes()).hexdigest()
+        return hashlib.sha256(layout.manifest_path(out_dir, batch).read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
 
@@ -52,8 +50,6 @@ def manifest_digest(out_dir: Path, batch: int) -> str | None:
 def batch_file_paths(out_dir: Path, batch: int) -> list[Path]:
     """The data files of `batch` a validation checks: settled events, lines, quarantine, tree,
     manifest (those that exist)."""
-    from sinks import layout
-
     paths = sorted(layout.events_dir(out_dir, batch).glob("part-*.parquet"))
     for path in (layout.lines_path(out_dir, batch), layout.quarantine_path(out_dir, batch),
                  layout.tree_path(out_dir, batch), layout.manifest_path(out_dir, batch)):
@@ -64,8 +60,6 @@ def batch_file_paths(out_dir: Path, batch: int) -> list[Path]:
 
 def batch_digests(out_dir: Path, batch: int) -> dict[str, str]:
     """{path relative to OUT: sha256} of the data files of `batch` as they are now."""
-    from sinks import layout
-
     digests = {}
     for path in batch_file_paths(out_dir, batch):
         digest = hashlib.sha256()
@@ -85,24 +79,9 @@ def stale_files(out_dir: Path, record: "ValidationRecord") -> list[str]:
     return sorted(name for name in set(now) | set(record.files) if now.get(name) != record.files.get(name))
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temp file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def write_record(out_dir: Path, record: ValidationRecord) -> Path:
     path = record_path(out_dir, record.batch)
-    write_text_atomically(path, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+    atomic.write_bytes(path, (json.dumps(asdict(record), indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
