@@ -9,6 +9,7 @@ from pathlib import Path
 
 from expectations.outputs import manifest_path
 from settlement.errors import InvalidInput
+from sinks.atomic import crash_point
 
 RECORD_FILE = "validation.json"
 
@@ -95,7 +96,9 @@ def write_text_atomically(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point(path, "before")
         os.replace(temp, path)
+        crash_point(path, "after")
     finally:
         temp.unlink(missing_ok=True)
 
