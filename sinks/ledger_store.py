@@ -173,15 +173,16 @@ class LedgerStore:
                 number = layout.batch_number_of(child.name)
                 if number is not None and number > settled:
                     child.unlink()
-        removed += self.discard_temp_files()
         return removed
 
     def discard_temp_files(self) -> list[Path]:
         """Remove the temp files of writes a killed run did not rename into place
         (`.<name>.<random>.tmp` beside their target, sinks/atomic.py; a catalog's or a data
         docs site's `.<name>.<pid>.tmp`): only the holder of OUT's lock writes these trees, so
-        with the lock held every one is a dead run's. Left alone they are litter that no
-        uninterrupted run leaves (and a data docs folder can be hundreds of files)."""
+        at the start of a run holding the lock every one is a dead run's. Left alone they are
+        litter that no uninterrupted run leaves (and a data docs folder can be hundreds of
+        files). Called once, at the start: not at a stream's cuts, where the stream's own
+        follower may be writing a validation record or a catalog beside them."""
         removed = []
         roots = [self.out, self.root, self.out / "quality", *(self.out / tree for tree in layout.OUTPUT_TREES)]
         for base in roots:

@@ -29,10 +29,6 @@ FRESH_WRITE_POINTS = 3  # seeded renames of a first run on an empty OUT
 TIMED_POINTS = 5       # seeded times inside the second batch's run
 
 
-def _run(forks, argv, **run):
-    return forks.one(argv, **run)
-
-
 @pytest.fixture(scope="module")
 def clean(forks, tmp_path_factory):
     """Two uninterrupted runs (batch 1 on an empty OUT, batch 2 on top), with their write
@@ -48,7 +44,7 @@ def clean(forks, tmp_path_factory):
         if n == 2:
             shutil.copytree(root / "one", out)
         trace = root / f"trace-{n}.txt"
-        done = _run(forks, batch_args([files[n - 1]], tariff, out, validate=True),
+        done = forks.one(batch_args([files[n - 1]], tariff, out, validate=True),
                     env={"METERROOT_WRITE_TRACE": str(trace)})
         assert done["code"] == 0, done
         runs[n] = {"out": out, "writes": len(trace.read_text().splitlines()), "seconds": done["seconds"],
@@ -83,21 +79,48 @@ def _quarantine_rows(out) -> int:
     return sum(pq.read_metadata(p).num_rows for p in out.glob("quarantine/**/*.parquet"))
 
 
-@pytest.mark.parametrize("kind,n,value", _kill_points(),
-                         ids=[f"{k}-batch{n}-{i}" for i, (k, n, _) in enumerate(_kill_points())])
-def test_a_run_killed_at_any_point_reruns_to_the_uninterrupted_result(forks, clean, tmp_path, kind, n, value):
+AT_ONCE = 2  # trials run side by side, each on its own OUT
+
+
+def _batched(forks, runs):
+    results = []
+    for start in range(0, len(runs), AT_ONCE):
+        results += forks.run(runs[start:start + AT_ONCE])
+    return results
+
+
+@pytest.fixture(scope="module")
+def trials(forks, clean, tmp_path_factory):
+    """Every kill point, then every rerun, then every verify: AT_ONCE at a time."""
     root, tariff, files, runs = clean
-    draw = random.Random(f"{SEED}-{kind}-{n}-{value}")
-    out = tmp_path / "out"
-    if n == 2:
-        shutil.copytree(runs[1]["out"], out)
-    argv = batch_args([files[n - 1]], tariff, out, validate=True)
-    how, where = _kill_env(kind, value, runs, n, draw)
-    killed = _run(forks, argv, **how)
+    trials = []
+    for i, (kind, n, value) in enumerate(_kill_points()):
+        out = tmp_path_factory.mktemp(f"killed-{i}") / "out"
+        if n == 2:
+            shutil.copytree(runs[1]["out"], out)
+        how, where = _kill_env(kind, value, runs, n, random.Random(f"{SEED}-{kind}-{n}-{value}"))
+        trials.append({"n": n, "out": out, "where": where, "how": how,
+                       "argv": [str(a) for a in batch_args([files[n - 1]], tariff, out, validate=True)]})
+    for trial, killed in zip(trials, _batched(forks, [{"argv": t["argv"], **t["how"]} for t in trials])):
+        trial["killed"] = killed
+    again = [t for t in trials if t["killed"]["code"] == -9]  # (a timed kill may come after the run ended)
+    for trial, rerun in zip(again, _batched(forks, [{"argv": t["argv"]} for t in again])):
+        trial["rerun"] = rerun
+    for trial, verified in zip(trials, forks.run([{"argv": ["verify", "--output", str(t["out"])]} for t in trials])):
+        trial["verify"] = verified
+    return trials
+
+
+@pytest.mark.parametrize("i", range(len(_kill_points())),
+                         ids=[f"{k}-batch{n}-{i}" for i, (k, n, _) in enumerate(_kill_points())])
+def test_a_run_killed_at_any_point_reruns_to_the_uninterrupted_result(clean, trials, i):
+    runs = clean[3]
+    trial = trials[i]
+    n, out, where, killed = trial["n"], trial["out"], trial["where"], trial["killed"]
     assert killed["code"] in (-9, 0), (where, killed)
     assert "Traceback" not in killed["stderr"], (where, killed["stderr"])
-    if killed["code"] == -9:  # (a timed kill may come after the run ended)
-        rerun = _run(forks, argv)
+    if "rerun" in trial:
+        rerun = trial["rerun"]
         assert rerun["code"] == 0, (where, rerun)
         assert f"settled batch {n}" in rerun["stdout"], (where, rerun["stdout"])
     expected = runs[n]
@@ -114,5 +137,4 @@ def test_a_run_killed_at_any_point_reruns_to_the_uninterrupted_result(forks, cle
     assert con.execute("SELECT max(batch), count(*) FROM batches").fetchone() == (n, n), where
     con.close()
     assert not list((out / ".staging").iterdir()), where
-    verified = _run(forks, ["verify", "--output", out])
-    assert verified["code"] == 0, (where, verified)
+    assert trial["verify"]["code"] == 0, (where, trial["verify"])
