@@ -39,7 +39,8 @@ def test_chain_verbs_that_write_out_wait_for_a_batch_that_holds_it(tmp_path, dep
         "version": "t", "epoch_seconds": 3600, "protocol_fee_bps": 250, "treasury": TREASURY,
         "prices": [{"contract": "*", "unit": "request", "tiers": [{"up_to": None, "price_wei": "10"}]}]})
     out = tmp_path / "out"
-    inputs = [write_jsonl(tmp_path / f"in-{k}.jsonl", [event(f"e{k}-{i}", consumer=CONSUMER) for i in range(3)])
+    inputs = [write_jsonl(tmp_path / f"in-{k}.jsonl",  # other quantities: other roots
+                          [event(f"e{k}-{i}", consumer=CONSUMER, quantity=10 + k) for i in range(3)])
               for k in range(4)]
     for path in inputs[:2]:
         assert main(_batch_args(out, tariff, deployment, path)) == 0
@@ -73,17 +74,17 @@ def test_chain_verbs_that_write_out_wait_for_a_batch_that_holds_it(tmp_path, dep
             err = capsys.readouterr().err
             assert code == 2, (argv, err)
             assert f"is in use by pid {batch.pid}" in err and "`meterroot batch`" in err, (argv, err)
-        Watcher(out, registry, emit=notes.append).step()
+        Watcher(out, registry, skip_validation=True, emit=notes.append).step()
         assert registry.latest_batch() == 1 and not registry.batch(1).revoked  # nothing sent
         assert journal.read_bytes() == sent and not (out / "permits").exists()
         assert LedgerStore(out).head().batch == 2
-        assert [n for n in notes if "committed" in n and "batch" in n and "root" in n] == []
+        assert [n for n in notes if n.startswith("batch ")] == []  # no "batch B: committed root …"
         assert any(f"in use by pid {batch.pid}" in n for n in notes), notes
     finally:
         os.kill(batch.pid, signal.SIGCONT)
         stdout, stderr = batch.communicate(timeout=300)
     assert batch.returncode == 0, stdout + stderr
     # The batch is done: the watch's next step commits what it and the run before it settled.
-    Watcher(out, registry, emit=notes.append).step()
-    assert registry.latest_batch() == 3 == LedgerStore(out).head().batch
+    Watcher(out, registry, skip_validation=True, emit=notes.append).step()
+    assert registry.latest_batch() == 3 == LedgerStore(out).head().batch, notes
     assert main(["permits", "--output", str(out), "--ingest", str(permits)]) == 0
