@@ -108,3 +108,12 @@ def test_runs_started_together_settle_every_event_once_in_numbered_batches(trial
     assert paid_total(out) == trial["expected_total"]
     assert not list((out / ".staging").iterdir())
     assert trial["verify"]["code"] == 0, trial["verify"]
+
+
+def test_zz_report_what_was_tried(trials, capsys):
+    runs = [r for t in trials for r in t["results"]]
+    with capsys.disabled():
+        print(f"\n{TRIALS} trials, {len(runs)} runs started together "
+              f"({sum(len(t['runs']) == 3 for t in trials)} trials of three): "
+              f"{sum(r['code'] == 2 for r in runs)} exited 2 and were retried, "
+              f"{sum(run['waits'] for t in trials for run in t['runs'])} waited with --wait-lock")

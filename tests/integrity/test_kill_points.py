@@ -138,3 +138,11 @@ def test_a_run_killed_at_any_point_reruns_to_the_uninterrupted_result(clean, tri
     con.close()
     assert not list((out / ".staging").iterdir()), where
     assert trial["verify"]["code"] == 0, (where, trial["verify"])
+
+
+def test_zz_report_what_was_tried(clean, trials, capsys):
+    runs = clean[3]
+    with capsys.disabled():
+        print(f"\n{len(trials)} kill points ({', '.join(t['where'] for t in trials)}); "
+              f"{sum('rerun' in t for t in trials)} killed and rerun; "
+              f"writes per run {runs[1]['writes']} (batch 1), {runs[2]['writes']} (batch 2)")
