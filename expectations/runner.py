@@ -26,6 +26,7 @@ from sinks.validation_records import (ValidationRecord, batch_digests, manifest_
                                       read_record, stale_files, write_record)
 from expectations.suites import DEFAULT_MAX_QUARANTINE_SHARE, SUITE_NAMES, suite_runs
 from settlement.errors import MeterrootError, UsageError
+from sinks.atomic import crash_point
 from sinks.catalog import build_catalog, check_output_dir, connect
 
 DOCS_SITE = "meterroot"
@@ -143,7 +144,9 @@ def _install_docs(built: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         os.replace(target, old)
+    crash_point(target, "before")
     os.replace(built, target)
+    crash_point(target, "after")
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -190,6 +190,7 @@ def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, r
     check_continuation(head, tariff.epoch_seconds, chain_id, registry, str(store.root))
     store.verify(head)
     store.discard_unfinished(head)
+    store.discard_temp_files()
     clear_staging(out)
     interrupted = interrupted_after_commit(out, head, paths)
     if interrupted is not None:  # killed after its commit point: finish it, settle nothing again

@@ -134,7 +134,7 @@ def register(subparsers) -> None:
     revoke.add_argument("--output", type=Path, metavar="OUT",
                         help="roll OUT's ledger back to batch B-1 (the revoked batches are kept in OUT/revoked/)")
     _node_options(revoke)
-    revoke.set_defaults(func=_revoke)
+    revoke.set_defaults(func=holds_output_lock("chain revoke")(_revoke))  # it rolls OUT's ledger back
 
     withdraw = actions.add_parser("withdraw", help="a consumer's withdrawal: request, then execute in its window") \
         .add_subparsers(dest="withdraw_command", required=True, metavar="ACTION")

@@ -555,6 +555,7 @@ def prepare_output(config: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     store = LedgerStore(out)
     store.discard_unfinished(store.head())
+    store.discard_temp_files()
     import shutil
 
     shutil.rmtree(staging_dir(out), ignore_errors=True)

@@ -28,7 +28,18 @@ def register(subparsers) -> None:
                         "and lists the permits the registry holds")
     p.add_argument("--consumer", metavar="ADDR", help="list only this consumer's payees")
     p.add_argument("--json", action="store_true", help="print the listing as JSON")
-    p.set_defaults(func=run_permits)
+    p.set_defaults(func=_with_lock_to_ingest)
+
+
+def _with_lock_to_ingest(args) -> int:
+    """--ingest writes OUT/permits/ (and reads the ledger head it files them under): it holds
+    OUT's lock, so two ingests (or an ingest and a revoke) never lose one another's lines; a
+    listing only reads and takes none."""
+    if not args.ingest:
+        return run_permits(args)
+    from sinks.lock import holds_output_lock
+
+    return holds_output_lock("permits --ingest")(run_permits)(args)
 
 
 class PermitsRefused(MeterrootError):

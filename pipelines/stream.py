@@ -156,6 +156,7 @@ def prepare_output(config: StreamConfig) -> None:
     store.verify(head)
     out.mkdir(parents=True, exist_ok=True)
     store.discard_unfinished(head)
+    store.discard_temp_files()
     shutil.rmtree(staging_dir(out), ignore_errors=True)
 
 

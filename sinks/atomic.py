@@ -4,11 +4,39 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+
+KILL_AT_WRITE = "METERROOT_KILL_AT_WRITE"
+WRITE_TRACE = "METERROOT_WRITE_TRACE"
+_writes = 0
+_writes_guard = threading.Lock()
+
+
+def crash_point(path: Path, when: str) -> None:
+    """The kill points of the integrity tests: every file a run writes is a point a crash can
+    fall on. METERROOT_KILL_AT_WRITE=N (or N+) kills the process (SIGKILL, as kill -9 would)
+    just before (after) the N-th file of the run is renamed into place; METERROOT_WRITE_TRACE=FILE
+    appends the path of each one, so a test knows how many points a run has and where they are."""
+    global _writes
+    kill_at, trace = os.environ.get(KILL_AT_WRITE), os.environ.get(WRITE_TRACE)
+    if kill_at is None and trace is None:
+        return
+    with _writes_guard:
+        if when == "before":
+            _writes += 1
+        number = _writes
+    if trace and when == "after":
+        with open(trace, "a", encoding="utf-8") as handle:
+            handle.write(f"{number}\t{path}\n")
+    if kill_at in (f"{number}", f"{number}+") and kill_at.endswith("+") == (when == "after"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _replace(path: Path, write) -> None:
@@ -19,7 +47,9 @@ def _replace(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point(path, "before")
         os.replace(tmp, path)
+        crash_point(path, "after")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from settlement.errors import InvalidInput, LedgerMismatch
+from sinks.atomic import crash_point
 from sinks.availability_files import AVAILABILITY_COLUMNS
 from sinks.ledger_store import LedgerStore
 
@@ -249,7 +250,9 @@ def build_catalog(out_dir: Path) -> Path:
             con.execute("CHECKPOINT")
         finally:
             con.close()
+        crash_point(target, "before")
         os.replace(temp, target)
+        crash_point(target, "after")
     finally:
         temp.unlink(missing_ok=True)
         Path(str(temp) + ".wal").unlink(missing_ok=True)

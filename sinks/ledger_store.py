@@ -175,6 +175,27 @@ class LedgerStore:
                     child.unlink()
         return removed
 
+    def discard_temp_files(self) -> list[Path]:
+        """Remove the temp files of writes a killed run did not rename into place
+        (`.<name>.<random>.tmp` beside their target, sinks/atomic.py; a catalog's or a data
+        docs site's `.<name>.<pid>.tmp`): only the holder of OUT's lock writes these trees, so
+        at the start of a run holding the lock every one is a dead run's. Left alone they are
+        litter that no uninterrupted run leaves (and a data docs folder can be hundreds of
+        files). Called once, at the start: not at a stream's cuts, where the stream's own
+        follower may be writing a validation record or a catalog beside them."""
+        removed = []
+        roots = [self.out, self.root, self.out / "quality", *(self.out / tree for tree in layout.OUTPUT_TREES)]
+        for base in roots:
+            if not base.is_dir():
+                continue
+            found = base.glob(".*.tmp*") if base == self.out else base.rglob(".*.tmp*")  # not OUT/chain/
+            for path in sorted(found):
+                if not _is_temp_name(path.name) or not path.exists():
+                    continue
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
     # ---------------------------------------------------------------- the commit point
 
     def batch_files(self, batch: int) -> list[Path]:
@@ -239,3 +260,8 @@ def _tariff_hash_of(out: Path, batch: int, head: LedgerHead) -> str:
     if batch == 0 or not manifest.exists():
         return head.tariff_hash if batch else ""
     return json.loads(manifest.read_text()).get("tariff_hash", head.tariff_hash)
+
+
+def _is_temp_name(name: str) -> bool:
+    """`.x.tmp`, `.x.<suffix>.tmp`, and DuckDB's `.x.<pid>.tmp.wal` beside its temp catalog."""
+    return name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.wal"))

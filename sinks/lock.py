@@ -5,8 +5,9 @@ however it exits (kill -9 included), so a lock left by a dead process is simply 
 next run. The file's content (pid, host, start time, command) is only there to name the holder
 in the message a second run prints; the holder rewrites it when it takes the lock.
 
-Held by every command that writes OUT (batch, stream, chain commit, validate, the catalog) from
-before it reads the ledger until its last write. Re-entrant within one process: a command that
+Held by every command that writes OUT (batch, stream, chain commit, chain revoke, each commit
+step of chain watch, permits --ingest, validate, the catalog) from before it reads the ledger
+until its last write. Re-entrant within one process: a command that
 holds the lock may call another step that takes it (batch -> validation).
 """
 from __future__ import annotations
@@ -134,10 +135,14 @@ class OutputLock:
 def holds_output_lock(command: str, output_attr: str = "output", create: bool = False):
     """Decorate a CLI handler `func(args) -> int` so it runs holding the lock of args.<output>
     (waiting up to args.wait_lock seconds when the command has that option). create=False: an
-    output directory that does not exist is not created (the command says what is wrong)."""
+    output directory that does not exist is not created (the command says what is wrong). A
+    command whose output is optional and not given (`chain revoke` without --output) writes no
+    OUT and takes no lock."""
     def decorate(func):
         @functools.wraps(func)
         def run(args):
+            if getattr(args, output_attr, None) is None:
+                return func(args)
             out = Path(getattr(args, output_attr))
             if not create and not out.is_dir():
                 return func(args)

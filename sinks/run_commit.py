@@ -36,9 +36,12 @@ class RunResult:
 
 def failpoint(name: str) -> None:
     """Tests kill the run here (SIGKILL, as an operator's kill -9 would) to prove a run killed
-    at any point leaves the previous complete state: METERROOT_FAILPOINT=<name>."""
+    at any point leaves the previous complete state: METERROOT_FAILPOINT=<name>. With
+    METERROOT_FAILPOINT_ACTION=stop the run stops itself there instead (SIGSTOP, until a
+    SIGCONT): a run that provably holds OUT's lock, for the tests of the commands it excludes."""
     if os.environ.get("METERROOT_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        stop = os.environ.get("METERROOT_FAILPOINT_ACTION") == "stop"
+        os.kill(os.getpid(), signal.SIGSTOP if stop else signal.SIGKILL)
 
 
 def _read_staged(staging: Path, name: str, default):

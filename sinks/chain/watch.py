@@ -26,6 +26,7 @@ from sinks.chain.artifacts import REGISTRY, load_artifact
 from sinks.chain.registry import Registry
 from sinks.chain.rpc import redact_url
 from sinks.chain.settle import COMMITTED, commit_output
+from sinks.lock import OutputLock, OutputLocked
 
 log = logging.getLogger("meterroot.chain")
 
@@ -75,6 +76,7 @@ class Watcher:
         self.unwatchable = [name for name in WATCHED_EVENTS if name not in abi]
         self._topics = {registry.w3.keccak(text=_signature(abi[name])): name for name in self.events}
         self._last_problem = None
+        self._last_busy = None
 
     # ----------------------------------------------------------------------------- loop
     def run(self, stop: threading.Event, poll_seconds: float) -> int:
@@ -94,10 +96,7 @@ class Watcher:
         step (the journal makes a retried commit safe), and one does not stop the other."""
         problems = []
         try:
-            for outcome in commit_output(self.out, self.registry, skip_validation=self.skip_validation,
-                                         data_uri=self.data_uri):
-                if outcome.action == COMMITTED:
-                    self.emit(f"batch {outcome.batch}: committed root {outcome.root} in tx {outcome.tx_hash}")
+            self._commit_when_free()
         except MeterrootError as exc:
             problems.append(f"{'commit blocked' if isinstance(exc, UsageError) else 'chain error'}: {exc}")
         try:
@@ -113,6 +112,29 @@ class Watcher:
             self.emit(f"ALERT {problem} (retrying every step)")
             self._post({"event": "error", "message": problem})
         self._last_problem = problem
+
+    def _commit_when_free(self) -> None:
+        """Commit with OUT's lock held (SPEC §10: a commit is one of OUT's writers), so no batch
+        run, stream or revoke changes OUT under it; while another holds OUT, this step commits
+        nothing (said once per holder) and a later step commits what it settled."""
+        if not self.out.is_dir():  # nothing to lock; commit_output says what is missing
+            commit_output(self.out, self.registry, skip_validation=self.skip_validation, data_uri=self.data_uri)
+            return
+        try:
+            lock = OutputLock(self.out, "chain watch").acquire()
+        except OutputLocked as busy:
+            if str(busy) != self._last_busy:
+                self.emit(f"note: {busy}; its batches are committed at the first step after it")
+            self._last_busy = str(busy)
+            return
+        self._last_busy = None
+        try:
+            for outcome in commit_output(self.out, self.registry, skip_validation=self.skip_validation,
+                                         data_uri=self.data_uri):
+                if outcome.action == COMMITTED:
+                    self.emit(f"batch {outcome.batch}: committed root {outcome.root} in tx {outcome.tx_hash}")
+        finally:
+            lock.release()
 
     # ----------------------------------------------------------------------------- events
     def new_alerts(self) -> tuple[list[Alert], int]:

@@ -70,3 +70,29 @@ def settled_event_ids(out: Path) -> list[str]:
         for part in sorted((Path(out) / "events" / f"batch={b}").glob("*.parquet")):
             ids += pq.read_table(part, columns=["event_id"]).column("event_id").to_pylist()
     return ids
+
+
+BAD_RECORDS = ({"quantity": 0}, {"quantity": -3}, {"timestamp": "yesterday"}, {"consumer": "0xnot-an-address"},
+               {"unit": ""})
+
+
+def seeded_events(rng, prefix: str, n: int) -> list[dict]:
+    """`n` distinct events drawn from `rng`: providers, consumers, units, quantities and times
+    (over three epochs) vary, so each trial prices other leaves and tiers."""
+    return [event(f"{prefix}-{i}", provider=rng.choice((PROVIDER_A, PROVIDER_B)),
+                  consumer=rng.choice((CONSUMER, CONSUMER_2)), unit=rng.choice(("request", "request", "byte")),
+                  quantity=rng.randint(1, 400), timestamp=T0 + rng.randrange(3 * 3_600_000))
+            for i in range(n)]
+
+
+def seeded_usage_file(path: Path, rng, events: list[dict], bad: int = 1) -> Path:
+    """`events` in a shuffled order, with `bad` seeded invalid records (quarantined)."""
+    records = list(events) + [event(f"{path.stem}-bad-{k}", **rng.choice(BAD_RECORDS)) for k in range(bad)]
+    rng.shuffle(records)
+    return write_jsonl(path, records)
+
+
+def tree_bytes(out: Path, skip=("quality/", "catalog.duckdb", ".meterroot.lock", "run.json")) -> dict[str, bytes]:
+    """Every file of OUT by its relative path, but those that hold a time or a pid."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(Path(out).rglob("*"))
+            if p.is_file() and not str(p.relative_to(out)).startswith(skip)}
