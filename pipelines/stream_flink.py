@@ -35,6 +35,8 @@ def job_args(args) -> list[str]:
         out += ["--settle-seconds", str(args.settle_seconds)]
     if args.checkpoint_dir:
         out += ["--checkpoint-dir", str(Path(args.checkpoint_dir).resolve())]
+    if getattr(args, "token_ids", None):
+        out += ["--token-ids", str(Path(args.token_ids).resolve())]
     return [str(Path(a).resolve()) if a in (args.tariff, args.output) else a for a in out]
 
 
