@@ -1,10 +1,10 @@
 """Validation of raw records (SPEC §1): each record gets the first reason it fails, in order.
 
-Columnar: every rule is a pyarrow.compute mask over the whole block. Where the run has a consumer
--> Counter NFT mapping, `bad_token_id` (settlement.token_ids) follows the rules of SPEC §1 here,
-so every engine (Beam batch and stream, Flink) applies it the same way, before dedup. Python runs only over the
+Columnar: every rule is a pyarrow.compute mask over the whole block. Python runs only over the
 few distinct addresses (EIP-55 needs keccak), the distinct RFC 3339 strings, and the rows that
-fail (to word their detail).
+fail (to word their detail). Where the run has a consumer -> Counter NFT mapping, `bad_token_id`
+(settlement.token_ids) follows SPEC §1's rules here, before dedup, so every engine (Beam batch and
+stream, Flink) applies it alike.
 """
 from __future__ import annotations
 
