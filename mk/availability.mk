@@ -1,8 +1,9 @@
 # Availability (SPEC §14): the Chainlink External Adapter in adapters/availability/.
 #
 #   make install        also installs the adapter from its committed lock file (npm ci) and builds it
-#   make adapter        runs it on loopback: SERVE=http://127.0.0.1:8700 (a `meterroot serve`),
-#                       ADAPTER_PORT=8080; the framework's settings (CACHE_MAX_AGE, RATE_LIMIT_*) pass through
+#   make adapter        runs it on loopback through adapters/availability/start.sh (the one launcher):
+#                       SERVE=http://127.0.0.1:8700 (a `meterroot serve`), ADAPTER_PORT=8080; the
+#                       framework's settings (CACHE_MAX_AGE, RATE_LIMIT_*, METRICS_*) pass through
 #   make test-availability   the probe, serve, adapter and feed tests
 
 ADAPTER_DIR := adapters/availability
@@ -18,7 +19,7 @@ $(ADAPTER_STAMP): $(ADAPTER_DIR)/package.json $(ADAPTER_DIR)/package-lock.json $
 	touch $@
 
 adapter: $(ADAPTER_STAMP)
-	cd $(ADAPTER_DIR) && API_ENDPOINT=$(SERVE) EA_PORT=$(ADAPTER_PORT) EA_HOST=127.0.0.1 node dist/index.js
+	API_ENDPOINT=$(SERVE) EA_PORT=$(ADAPTER_PORT) $(ADAPTER_DIR)/start.sh
 
 test-availability: install
 	$(PY) -m pytest tests/availability tests/unit/test_probes.py tests/gateway/test_probes.py -q -p no:cacheprovider

@@ -21,6 +21,7 @@ from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvalidInput, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
+from settlement.token_ids import TokenIds, load_token_ids
 from sinks import layout
 from sinks.availability_files import settle_probes
 from transforms.write_batch_outputs import WriteBatchOutputs
@@ -46,6 +47,8 @@ class BatchOptions(PipelineOptions):
         parser.add_argument("--shards", type=int, default=8, help="dedup shards (parallelism)")
         parser.add_argument("--probes", dest="probes", action="append", default=[],
                             help="probe records (SPEC §14, JSONL): a path or glob; repeatable")
+        parser.add_argument("--token-ids", dest="token_ids",
+                            help="consumer -> Counter NFT id mapping (JSON or CSV): bad_token_id")
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -90,11 +93,12 @@ def _registry(text: str | None) -> str:
 
 
 def build_pipeline(p, paths: list[str], tariff: Tariff, state: LedgerState, chain_id: int,
-                   registry: str, out: Path, shards: int, staging: Path) -> None:
+                   registry: str, out: Path, shards: int, staging: Path,
+                   token_ids: TokenIds | None = None) -> None:
     records = p | "Inputs" >> beam.Create(paths) | "ReadUsageFiles" >> ReadUsageRecords()
     spill_dir = str(staging / "spill")
     outputs = records.records | "SettleUsage" >> SettleUsage(tariff, state, chain_id, registry, shards,
-                                                               spill_dir)
+                                                               spill_dir, token_ids)
     outputs["digests"] = records.digests
     outputs | "WriteBatchOutputs" >> WriteBatchOutputs(out, state.batch, staging)
 
@@ -151,17 +155,19 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
 
 def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | None, registry: str | None,
            beam_args: list[str] = (), shards: int = 8, lock: OutputLock | None = None,
-           probes: list[str] = ()) -> RunResult:
+           probes: list[str] = (), token_ids: str | None = None) -> RunResult:
     """Run one batch; raises UsageError (exit 2) for bad configuration before writing anything.
 
     `lock`: OUT's lock, taken here once the configuration is checked (the caller may hold it
     longer, for the steps after the commit); by default one held for this call only.
-    `probes`: globs of probe records (SPEC §14), settled with the batch."""
+    `probes`: globs of probe records (SPEC §14), settled with the batch.
+    `token_ids`: a consumer -> Counter NFT id file (settlement.token_ids): `bad_token_id`."""
     tariff = load_tariff(tariff_path) if tariff_path else None
     if tariff is None:
         raise UsageError("--tariff is required: a YAML or JSON tariff file")
     if output is None:
         raise UsageError("--output is required: the output directory")
+    mapping = load_token_ids(token_ids) if token_ids else None
     check_chain_id(chain_id)
     check_shards(shards)
     registry = _registry(registry)
@@ -177,14 +183,15 @@ def settle(inputs: list[str], tariff_path: str, output: str, chain_id: int | Non
     lock = lock or OutputLock(out, "batch")
     lock.acquire()
     try:
-        return _settle_locked(out, paths, tariff, chain_id, registry, beam_args, shards, probe_paths)
+        return _settle_locked(out, paths, tariff, chain_id, registry, beam_args, shards, probe_paths, mapping)
     finally:
         if owned:
             lock.release()
 
 
 def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, registry: str,
-                   beam_args, shards: int, probe_paths: list[str] = ()) -> RunResult:
+                   beam_args, shards: int, probe_paths: list[str] = (),
+                   token_ids: TokenIds | None = None) -> RunResult:
     store = LedgerStore(out)
     head = store.head()
     check_continuation(head, tariff.epoch_seconds, chain_id, registry, str(store.root))
@@ -202,17 +209,18 @@ def _settle_locked(out: Path, paths: list[str], tariff: Tariff, chain_id: int, r
                         quantities=store.settled_quantities(head), cumulative=store.cumulative(head))
     quiet_runner_errors()
     with beam.Pipeline(options=pipeline_options(list(beam_args))) as p:
-        build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards, staging)
+        build_pipeline(p, paths, tariff, state, chain_id, registry, out, shards, staging, token_ids)
     if probe_paths and (staging / "batch.json").exists():  # probes ride on a batch
         settle_probes(out, probe_paths, tariff.epoch_seconds, batch - 1, batch, staging)
-    return commit_run(out, paths, tariff, head, batch, chain_id, registry, store, staging)
+    return commit_run(out, paths, tariff, head, batch, chain_id, registry, store, staging,
+                      token_ids_hash=token_ids.hash if token_ids else None)
 
 
 def run(argv: list[str] | None = None) -> RunResult:
     """Entry point for tests and the CLI: meterroot's flags plus any Beam options."""
     options = PipelineOptions(argv if argv is not None else sys.argv[1:])
     mine = options.view_as(BatchOptions)
-    known = {"--input", "--tariff", "--output", "--chain-id", "--registry", "--shards", "--probes"}
+    known = {"--input", "--tariff", "--output", "--chain-id", "--registry", "--shards", "--probes", "--token-ids"}
     beam_args = []
     args = list(argv if argv is not None else sys.argv[1:])
     i = 0
@@ -224,4 +232,4 @@ def run(argv: list[str] | None = None) -> RunResult:
         beam_args.append(args[i])
         i += 1
     return settle(mine.inputs, mine.tariff, mine.output, mine.chain_id, mine.registry, beam_args, mine.shards,
-                  probes=mine.probes)
+                  probes=mine.probes, token_ids=mine.token_ids)

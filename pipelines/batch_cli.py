@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--shards", type=int, default=8, help="dedup shards (default 8)")
     p.add_argument("--probes", action="append", default=[], metavar="GLOB",
                    help="probe records (JSONL, SPEC §14): availability per (provider, epoch); repeatable")
+    p.add_argument("--token-ids", metavar="FILE",
+                   help="consumer -> Counter NFT id mapping (JSON or CSV, from `meterroot chain token-ids`): "
+                        "an event naming another token than its consumer's is quarantined bad_token_id")
     p.add_argument("--no-validate", action="store_true", help="skip the data quality suites")
     p.add_argument("--wait-lock", type=_wait_seconds, default=0, metavar="SECONDS",
                    help="when another run holds OUTPUT, wait up to this long for it (default: exit 2 "
@@ -51,7 +54,8 @@ def run_batch(args) -> int:
     lock = OutputLock(Path(args.output), "batch", args.wait_lock)
     try:
         result = settle(args.inputs, args.tariff, args.output, args.chain_id, args.registry,
-                        args.beam_args, args.shards, lock=lock, probes=args.probes)
+                        args.beam_args, args.shards, lock=lock, probes=args.probes,
+                        token_ids=args.token_ids)
         failpoint("after-run-json")
         run = result.run
         print(f"read {run['read']}, accepted {run['accepted']}, duplicates {run['duplicates']}, "

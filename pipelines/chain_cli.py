@@ -13,6 +13,7 @@
     withdraw request | execute        a consumer's deposit, after the thaw, inside its window
     status                            batches, deposit, withdrawal, stake, permits, disputes
     proof                             a leaf's proof as JSON
+    token-ids                         every consumer's Counter NFT id (for batch --token-ids)
 
 Keys come from --private-key or METERROOT_PRIVATE_KEY (anvil's first development key on chain
 31337); they are never printed. --rpc-url defaults to the deployment file's node, then to the
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from pipelines.chain_ops_cli import add_client_options, checked_deployment, register_chain_ops, rpc_url_from, \
     sender_from_args
+from pipelines.token_ids_cli import register_token_ids
 from settlement.errors import UsageError
 from sinks.lock import holds_output_lock
 
@@ -158,6 +160,7 @@ def register(subparsers) -> None:
     _node_options(status, sends=False)
     status.set_defaults(func=_status)
     register_chain_ops(actions)  # key new|import|address, watch
+    register_token_ids(actions)  # the consumer -> Counter NFT id mapping for --token-ids
 
 
 def _deploy_parser(actions) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -123,8 +122,7 @@ def run_availability_scene(out: Path, *, chain_url: str, deployment, registry, t
         env = {**os.environ, "API_ENDPOINT": serve_url, "EA_PORT": str(adapter_port), "EA_HOST": "127.0.0.1",
                "LOG_LEVEL": "error", "METRICS_ENABLED": "false", "CACHE_POLLING_MAX_RETRIES": "20",
                "CACHE_POLLING_SLEEP_MS": "500"}
-        node_bin = shutil.which("node") or "node"
-        adapter = subprocess.Popen([node_bin, "dist/index.js"], cwd=ADAPTER_DIR, env=env,
+        adapter = subprocess.Popen([str(ADAPTER_DIR / "start.sh")], cwd=ADAPTER_DIR, env=env,
                                    stdout=subprocess.DEVNULL, stderr=open(scene / "adapter.log", "wb"))
         _wait_http(adapter_url + "/health", adapter)
         request = json.dumps({"id": "demo", "data": {"endpoint": "availability", "provider": provider,

@@ -52,6 +52,9 @@ def run_gateway_demo(out: Path, *, keep_chain: bool) -> int:
     from settlement.tariff import load_tariff
     from sinks.chain import anvil
     from sinks.chain.batch_files import CONSUMER, PAYEE, load_tree, read_batch
+    from settlement.token_ids import write_token_ids
+    from sinks import atomic
+    from sinks.chain.counter_tokens import read_counter_tokens
     from sinks.chain.local import connect_registry, deploy_local, start_local_chain, stop_local_chain
     from sinks.chain.permit_claims import claim_with_permits
     from sinks.chain.registry import advance_time
@@ -101,9 +104,14 @@ def run_gateway_demo(out: Path, *, keep_chain: bool) -> int:
         events = sum(len(p.read_text().splitlines()) for p in files)
         print(f"4. gateway stopped: {events} usage events in {len(files)} file(s) under {usage_dir}")
 
+        token_ids = out / "chain" / "token-ids.json"  # what `meterroot chain token-ids` writes
+        tokens = read_counter_tokens(registry)
+        atomic.write_bytes(token_ids, write_token_ids(tokens.known, csv_form=False).encode("ascii"))
         result = settle([str(usage_dir / "usage-*.jsonl")], str(DEFAULT_TARIFF), str(out), deployment.chain_id,
-                        deployment.registry, ["--runner=FnApiRunner"])
+                        deployment.registry, ["--runner=FnApiRunner"], token_ids=str(token_ids))
         run = result.run
+        print(f"   the events' token ids checked against the {len(tokens.known)} Counter NFTs on chain "
+              f"(block {tokens.block}, {token_ids})")
         report, recon = validate_output(out, batches=[result.batch]), reconcile_output(out)
         print(f"5. batch {result.batch}: read {run['read']}, accepted {run['accepted']}, quarantined "
               f"{run['quarantined']}; root {result.manifest['root']}, {result.manifest['leaf_count']} leaves, total "

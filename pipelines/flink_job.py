@@ -46,6 +46,7 @@ from settlement.events import EVENT_SCHEMA, QUARANTINE_SCHEMA
 from settlement.ledger import check_continuation
 from settlement.stream_records import LATE, ON_TIME, FileRead, Pane, Quarantined, merge_digests
 from settlement.tariff import Tariff, load_tariff
+from settlement.token_ids import TokenIds, load_token_ids
 from settlement.validation import validate
 from sinks import atomic
 from sinks.batch_outputs import staging_dir
@@ -105,7 +106,7 @@ def row_type():
 
 # ------------------------------------------------------------------------------------ operators
 
-def read_usage_file(path: str, tariff: Tariff, shards: int):
+def read_usage_file(path: str, tariff: Tariff, shards: int, token_ids: TokenIds | None = None):
     """One file -> its rows: a FILE record, a QUARANTINE block, and a BLOCK per (epoch, shard)."""
     digest = hashlib.sha256()
     read, events, quarantined = 0, [], []
@@ -114,7 +115,7 @@ def read_usage_file(path: str, tariff: Tariff, shards: int):
             data = handle.read()
         digest.update(data)
         for raw in decode_stream(io.BytesIO(data), path, format_of(path)):
-            checked = validate(raw, tariff)
+            checked = validate(raw, tariff, token_ids)
             read += raw.num_rows
             events.append(checked.events.cast(EVENT_SCHEMA))
             quarantined.append(checked.quarantined.cast(QUARANTINE_SCHEMA))
@@ -164,6 +165,7 @@ class ReadUsageFiles(ProcessFunction):
 
     def open(self, runtime_context):
         self.tariff = load_tariff(self.config["tariff"])
+        self.token_ids = _token_ids(self.config)
         self.epoch_ms = self.config["epoch_seconds"] * 1000
         self.latest = None
 
@@ -178,7 +180,7 @@ class ReadUsageFiles(ProcessFunction):
         latest, started = None, time.time()
         # every row goes through the event-time stamping, so all the writer's inputs carry
         # the watermark (quarantine and file rows have time 0: they never move it)
-        for kind, row in read_usage_file(path, self.tariff, config["shards"]):
+        for kind, row in read_usage_file(path, self.tariff, config["shards"], self.token_ids):
             if kind == BLOCK:
                 latest = row[3] if latest is None else max(latest, row[3])
                 row[7] = seen
@@ -439,7 +441,12 @@ def file_paths(env, config: dict):
 def _target(config: dict) -> LedgerTarget:
     return LedgerTarget(out=config["output"], tariff=load_tariff(config["tariff"]),
                         chain_id=config["chain_id"], registry=config["registry"],
-                        run_id=config["run_id"], probes=tuple(config.get("probes", ())))
+                        run_id=config["run_id"], probes=tuple(config.get("probes", ())),
+                        token_ids=_token_ids(config))
+
+
+def _token_ids(config: dict) -> TokenIds | None:
+    return load_token_ids(config["token_ids"]) if config.get("token_ids") else None
 
 
 # --------------------------------------------------------------------------------- configuration
@@ -461,6 +468,7 @@ def parse_args(argv):
     p.add_argument("--shards", type=int)
     p.add_argument("--settle-seconds", type=float, default=0.5)
     p.add_argument("--run-id", default=None)
+    p.add_argument("--token-ids", default=None)
     p.add_argument("--restart-attempts", type=int, default=10)
     p.add_argument("--stop-after-idle", type=float, default=None)
     p.add_argument("--poll-seconds", type=float, default=1.0)
@@ -472,6 +480,9 @@ def parse_args(argv):
 def check_config(args) -> dict:
     """A configuration the job can run, or UsageError before anything is read."""
     tariff = load_tariff(args.tariff)
+    token_ids = getattr(args, "token_ids", None)
+    if token_ids:
+        load_token_ids(token_ids)  # refused here, before the job starts, when an entry is off
     try:
         registry = normalize_address(args.registry)
     except AddressError as exc:
@@ -518,6 +529,7 @@ def check_config(args) -> dict:
             "settle_seconds": args.settle_seconds, "run_id": args.run_id or uuid.uuid4().hex,
             "restart_attempts": args.restart_attempts, "first_batch": (head.batch if head else 0) + 1,
             "probes": [os.path.abspath(p) for p in args.probes],
+            "token_ids": str(Path(token_ids).resolve()) if token_ids else None,
             # a file (on every TaskManager's machine) each file read is logged to
             "trace": args.trace or os.environ.get("METERROOT_FLINK_TRACE")}  # SPEC §14: settled with each cut
 

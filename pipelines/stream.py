@@ -28,6 +28,7 @@ from settlement.addresses import AddressError, normalize_address
 from settlement.errors import InvariantBroken, MeterrootError, UsageError
 from settlement.ledger import check_continuation
 from settlement.tariff import Tariff, load_tariff
+from settlement.token_ids import load_token_ids
 from sinks.batch_outputs import staging_dir
 from sinks.ledger_store import LedgerStore
 from transforms.stream_batches import RUN_FILE, LedgerTarget, StreamBatches, StreamTally, write_run
@@ -75,11 +76,13 @@ def check_config(*, tariff: str | None, output: str | None, chain_id: int | None
                  watch: str | None = None, replay: str | None = None,
                  allowed_lateness_seconds: int | None = None, max_out_of_orderness_seconds: int = 0,
                  stop_after_idle_seconds: float | None = None, poll_seconds: float = 1.0,
-                 settle_seconds: float = 0.3, probes: list[str] | None = None) -> StreamConfig:
+                 settle_seconds: float = 0.3, probes: list[str] | None = None,
+                 token_ids: str | None = None) -> StreamConfig:
     """Everything wrong with the configuration raises UsageError here, before any data is read."""
     if not tariff:
         raise UsageError("--tariff is required: a YAML or JSON tariff file")
     loaded: Tariff = load_tariff(tariff)
+    mapping = load_token_ids(token_ids) if token_ids else None
     if not output:
         raise UsageError("--output is required: the output directory")
     if Path(output).exists() and not Path(output).is_dir():
@@ -113,7 +116,8 @@ def check_config(*, tariff: str | None, output: str | None, chain_id: int | None
             check_readable(path)
         feed = UsageFeed(paths=tuple(paths), poll_seconds=poll_seconds)
     target = LedgerTarget(out=str(Path(output).resolve()), tariff=loaded, chain_id=chain_id,
-                          registry=registry, run_id=uuid.uuid4().hex, probes=tuple(probes or ()))
+                          registry=registry, run_id=uuid.uuid4().hex, probes=tuple(probes or ()),
+                          token_ids=mapping)
     return StreamConfig(feed=feed, target=target,
                         windowing=EpochWindowing(loaded.epoch_seconds, int(lateness)),
                         out_of_orderness_seconds=int(max_out_of_orderness_seconds),
@@ -163,7 +167,7 @@ def prepare_output(config: StreamConfig) -> None:
 def build_pipeline(p, config: StreamConfig):
     read = p | "ReadUsageStream" >> ReadUsageStream(
         config.feed, config.target.tariff, config.windowing, config.out_of_orderness_seconds,
-        config.settle_seconds)
+        config.settle_seconds, config.target.token_ids)
     return read | "StreamBatches" >> StreamBatches(config.target, config.windowing)
 
 
@@ -323,5 +327,6 @@ def run(argv: list[str] | None = None) -> StreamResult:
         tariff=args.tariff, output=args.output, chain_id=args.chain_id, registry=args.registry,
         watch=args.watch, replay=args.replay, allowed_lateness_seconds=args.allowed_lateness_seconds,
         max_out_of_orderness_seconds=args.max_out_of_orderness_seconds,
-        stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds)
+        stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds,
+        token_ids=args.token_ids)
     return stream(config, beam_args, validate=False, say=lambda line: None)

@@ -42,6 +42,7 @@ def run_stream(args) -> int:
         watch=args.watch, replay=args.replay, allowed_lateness_seconds=args.allowed_lateness_seconds,
         max_out_of_orderness_seconds=args.max_out_of_orderness_seconds,
         stop_after_idle_seconds=args.stop_after_idle, poll_seconds=args.poll_seconds, probes=args.probes,
+        token_ids=args.token_ids,
         **({} if args.settle_seconds is None else {"settle_seconds": args.settle_seconds}))
     beam_args = runner_args(args.beam_args)  # a missing Prism or Flink jar is refused up front
     registry = connect_deployment(args.deployment, config, args.rpc_url) if args.commit else None

@@ -40,6 +40,8 @@ def job_args(args, run_id: str) -> list[str]:
             out += ["--stop-after-idle", str(args.stop_after_idle)]
     for pattern in args.probes:
         out += ["--probes", pattern]
+    if getattr(args, "token_ids", None):
+        out += ["--token-ids", str(Path(args.token_ids).resolve())]
     paths = (args.tariff, args.output, args.watch)
     return [str(Path(a).resolve()) if a and a in paths else a for a in out]
 

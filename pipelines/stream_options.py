@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probes", action="append", default=[], metavar="GLOB",
                    help="probe records (SPEC §14): read at every cut, what is new settles with it; repeatable")
     p.add_argument("--tariff", required=True, metavar="FILE", help="tariff (YAML or JSON)")
+    p.add_argument("--token-ids", metavar="FILE",
+                   help="consumer -> Counter NFT id mapping (JSON or CSV, from `meterroot chain token-ids`): "
+                        "an event naming another token than its consumer's is quarantined bad_token_id")
     p.add_argument("--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--chain-id", dest="chain_id", type=int, required=True, metavar="N")
     p.add_argument("--registry", required=True, metavar="ADDR")

@@ -12,7 +12,8 @@ ADDRESS_FIELDS = ("provider", "consumer", "contract")
 
 # The order is the contract: a record gets the first reason it fails.
 REASONS = ("malformed", "missing_field", "bad_event_id", "bad_address", "bad_quantity",
-           "bad_timestamp", "unknown_unit", "conflicting_duplicate")
+           "bad_timestamp", "unknown_unit", "bad_token_id", "conflicting_duplicate")
+"""`bad_token_id` applies only where the run has a consumer -> Counter NFT mapping (--token-ids)."""
 
 MAX_INT64 = 2**63 - 1
 

@@ -2,7 +2,9 @@
 
 Columnar: every rule is a pyarrow.compute mask over the whole block. Python runs only over the
 few distinct addresses (EIP-55 needs keccak), the distinct RFC 3339 strings, and the rows that
-fail (to word their detail).
+fail (to word their detail). Where the run has a consumer -> Counter NFT mapping, `bad_token_id`
+(settlement.token_ids) follows SPEC §1's rules here, before dedup, so every engine (Beam batch and
+stream, Flink) applies it alike.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from settlement.events import (ADDRESS_FIELDS, EVENT_SCHEMA, FIELDS, INTEGER_KIN
                                kind_column)
 from settlement.tariff import ANY_CONTRACT, Tariff
 from settlement.timestamps import TimestampError, parse_rfc3339_ms
+from settlement.token_ids import TokenIds, check_token_ids
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_INT64_TEXT = str(2**63 - 1)
@@ -236,8 +239,19 @@ def render_record(row: dict) -> str:
                       separators=(",", ":"))
 
 
-def validate(raw: pa.Table, tariff: Tariff) -> Validated:
-    """Split a block of raw records into normalised events and quarantined records."""
+def validate(raw: pa.Table, tariff: Tariff, token_ids: TokenIds | None = None) -> Validated:
+    """Split a block of raw records into normalised events and quarantined records; with
+    `token_ids`, events naming another token than their consumer's are `bad_token_id`."""
+    validated = _validate_rules(raw, tariff)
+    if token_ids is None or not token_ids.known:
+        return validated
+    events, wrong_token = check_token_ids(validated.events, token_ids.known)
+    if not wrong_token.num_rows:
+        return validated
+    return Validated(events, pa.concat_tables([validated.quarantined, wrong_token]))
+
+
+def _validate_rules(raw: pa.Table, tariff: Tariff) -> Validated:
     rules = _Rules(raw, tariff)
     rules.run()
     failed = pc.is_valid(rules.reason)

@@ -49,10 +49,12 @@ def _read_staged(staging: Path, name: str, default):
     return json.loads(path.read_text()) if path.exists() else default
 
 
-def run_record(total: dict, batch: int | None, head: int, inputs: list, message: str, tariff_hash: str) -> dict:
-    """What run.json holds: the run's counts, the batch it appended and the ledger head after it."""
+def run_record(total: dict, batch: int | None, head: int, inputs: list, message: str, tariff_hash: str,
+               token_ids_hash: str | None = None) -> dict:
+    """What run.json holds: the run's counts, the batch it appended and the ledger head after it
+    (and the digest of the consumer -> token id mapping, when the run had one)."""
     return {**total, "batch": batch, "head": head, "inputs": inputs, "message": message,
-            "tariff_hash": tariff_hash}
+            "tariff_hash": tariff_hash, **({"token_ids_hash": token_ids_hash} if token_ids_hash else {})}
 
 
 def catalog_current(out: Path) -> bool:
@@ -97,15 +99,17 @@ def finish_interrupted(out: Path, manifest: dict, head: LedgerHead) -> RunResult
                f"interrupted after its commit point; finished it (root {manifest['root']}, "
                f"{manifest['leaf_count']} leaves, total {manifest['total']} wei)")
     run = run_record(manifest["counts"], batch, head.batch, manifest["inputs"], message,
-                     manifest["tariff_hash"])
+                     manifest["tariff_hash"], manifest.get("token_ids_hash"))
     atomic.write_json(layout.run_path(out), run)
     return RunResult(batch, run, manifest)
 
 
 def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | None, batch: int,
-               chain_id: int, registry: str, store: LedgerStore, staging: Path | None = None) -> RunResult:
+               chain_id: int, registry: str, store: LedgerStore, staging: Path | None = None,
+               token_ids_hash: str | None = None) -> RunResult:
     """Everything the pipeline left in staging becomes the run's outputs; the ledger head is the
-    commit point, and run.json (which describes HEAD) is written after it."""
+    commit point, and run.json (which describes HEAD) is written after it. `token_ids_hash`: the
+    digest of the run's consumer -> token id mapping (settlement.token_ids), recorded in both."""
     staging = Path(staging) if staging is not None else staging_dir(out)
     counts = _read_staged(staging, "counts.json", [])
     digests = _read_staged(staging, "digests.json", {})
@@ -129,6 +133,8 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
         availability = _read_staged(staging, "availability.json", None)  # sinks/availability_files.py
         if availability is not None:
             manifest["availability"] = availability
+        if token_ids_hash:
+            manifest["token_ids_hash"] = token_ids_hash
         atomic.write_json(layout.manifest_path(out, batch), manifest)
         message = (f"settled batch {batch}: {total['accepted']} events accepted, root {summary['root']}, "
                    f"{summary['leaf_count']} leaves, total {summary['total']} wei")
@@ -147,7 +153,7 @@ def commit_run(out: Path, paths: list[str], tariff: Tariff, head: LedgerHead | N
         message = "nothing new to settle: no batch appended"
     failpoint("before-run-json")
     run = run_record(total, batch if appended else None, committed.batch if committed else 0, inputs,
-                     message, tariff.hash)
+                     message, tariff.hash, token_ids_hash)
     atomic.write_json(layout.run_path(out), run)
     shutil.rmtree(staging, ignore_errors=True)
     return RunResult(batch if appended else None, run, manifest)

@@ -26,6 +26,7 @@ from settlement.ledger import LedgerHead, check_continuation
 from settlement.manifest import CATEGORIES
 from settlement.stream_records import FileRead, Pane, Quarantined, merge_digests, sorted_events
 from settlement.tariff import Tariff
+from settlement.token_ids import TokenIds
 from settlement.transition import Chain, Ledger, settle_cut
 from sinks import atomic
 from sinks.batch_outputs import concat_quarantine, staging_dir, write_batch_files, write_settled_events
@@ -57,6 +58,9 @@ class LedgerTarget:
     """Names this run in run.json, so the driver knows the file is this run's."""
     probes: tuple[str, ...] = ()
     """Globs of probe records (SPEC §14), read again at every cut: what is new settles with it."""
+    token_ids: TokenIds | None = None
+    """The consumer -> Counter NFT id mapping the source validates with (`bad_token_id`); its
+    digest is recorded in each manifest and run.json."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarant
     atomic.write_json(staging_dir(out) / "digests.json", digests)
     atomic.write_parquet(staging_dir(out) / "quarantine.parquet", quarantine)
     result = commit_run(out, sorted(counts), tariff, head, settled + 1, target.chain_id,
-                        target.registry, store)
+                        target.registry, store, token_ids_hash=target.token_ids.hash if target.token_ids else None)
     return CutOutcome(batch=result.batch, counts=counts, epochs=epochs, message=result.run["message"])
 
 
@@ -268,7 +272,8 @@ class StreamTally:
         return {"mode": "stream", "run_id": target.run_id, "finished": finished, **totals,
                 "batch": self.batches[-1] if self.batches else None, "batches": list(self.batches),
                 "cuts": self.cuts, "inputs": inputs, "late_files": late_files, "unreadable": unreadable,
-                "message": message, "tariff_hash": target.tariff.hash}
+                "message": message, "tariff_hash": target.tariff.hash,
+                **({"token_ids_hash": target.token_ids.hash} if target.token_ids else {})}
 
 
 def write_run(target: LedgerTarget, tally: StreamTally, finished: bool) -> None:

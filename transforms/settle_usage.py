@@ -7,6 +7,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from settlement.tariff import Tariff
+from settlement.token_ids import TokenIds
 from transforms.deduped_events import DedupedEvents
 from transforms.settlement_batches import SettlementBatches
 from transforms.settlement_lines import SettlementLines
@@ -32,9 +33,10 @@ class SettleUsage(beam.PTransform):
     batch (zero or one SettledBatch)."""
 
     def __init__(self, tariff: Tariff, state: LedgerState, chain_id: int, registry: str, shards: int = 8,
-                 spill_dir: str | None = None):
+                 spill_dir: str | None = None, token_ids: TokenIds | None = None):
         super().__init__()
         self.spill_dir = spill_dir
+        self.token_ids = token_ids
         self.tariff = tariff
         self.state = state
         self.chain_id = chain_id
@@ -42,7 +44,7 @@ class SettleUsage(beam.PTransform):
         self.shards = shards
 
     def expand(self, raw):
-        validated = raw | "ValidatedEvents" >> ValidatedEvents(self.tariff)
+        validated = raw | "ValidatedEvents" >> ValidatedEvents(self.tariff, self.token_ids)
         deduped = validated.events | "DedupedEvents" >> DedupedEvents(
             self.state.settled_files, self.shards, self.spill_dir)
         lines = deduped.accepted | "SettlementLines" >> SettlementLines(

@@ -31,6 +31,7 @@ from settlement.errors import InvalidInput
 from settlement.events import EVENT_SCHEMA, QUARANTINE_SCHEMA
 from settlement.stream_records import FileRead, Quarantined, TooLate
 from settlement.tariff import Tariff
+from settlement.token_ids import TokenIds
 from settlement.validation import validate
 from transforms.decoding import decode_stream, format_of
 from transforms.read_usage import file_digest
@@ -159,11 +160,11 @@ class _Validated:
     quarantined: list[pa.Table]
 
 
-def _validate_file(path: str, tariff: Tariff) -> _Validated:
+def _validate_file(path: str, tariff: Tariff, token_ids: TokenIds | None = None) -> _Validated:
     result = _Validated(read=0, events=[], quarantined=[])
     with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
         for raw in decode_stream(handle, path, format_of(path)):
-            validated = validate(raw, tariff)
+            validated = validate(raw, tariff, token_ids)
             result.read += raw.num_rows
             result.events.append(validated.events)
             result.quarantined.append(validated.quarantined)
@@ -181,8 +182,9 @@ class ReadUsageFeed(beam.DoFn):
     """UsageFeed -> timestamped EpochEvents (main), Quarantined, TooLate and FileRead outputs."""
 
     def __init__(self, tariff: Tariff, windowing: EpochWindowing, out_of_orderness_seconds: int,
-                 settle_seconds: float = 0.3):
+                 settle_seconds: float = 0.3, token_ids: TokenIds | None = None):
         self.tariff = tariff
+        self.token_ids = token_ids
         self.windowing = windowing
         self.out_of_orderness = Duration(seconds=out_of_orderness_seconds)
         self.settle = Duration(seconds=settle_seconds)
@@ -230,7 +232,7 @@ class ReadUsageFeed(beam.DoFn):
     def _read(self, path: str, watermark: Timestamp | None):
         """Emit the outputs of one file; return the latest event time it holds (or None)."""
         try:
-            validated = _validate_file(path, self.tariff)
+            validated = _validate_file(path, self.tariff, self.token_ids)
             sha256 = file_digest(path)
         except (InvalidInput, OSError) as exc:
             yield beam.pvalue.TaggedOutput(FILES, FileRead(path, "", 0, 0, error=str(exc)))
@@ -261,10 +263,11 @@ class ReadUsageStream(beam.PTransform):
     """PBegin -> {"events": timestamped EpochEvents, "quarantined", "too_late", "files"}."""
 
     def __init__(self, feed: UsageFeed, tariff: Tariff, windowing: EpochWindowing,
-                 out_of_orderness_seconds: int, settle_seconds: float = 0.3):
+                 out_of_orderness_seconds: int, settle_seconds: float = 0.3,
+                 token_ids: TokenIds | None = None):
         super().__init__()
         self.feed = feed
-        self.reader = ReadUsageFeed(tariff, windowing, out_of_orderness_seconds, settle_seconds)
+        self.reader = ReadUsageFeed(tariff, windowing, out_of_orderness_seconds, settle_seconds, token_ids)
 
     def expand(self, pbegin):
         read = (pbegin

@@ -2,6 +2,7 @@
 folders, late data within and past the allowed lateness, restarts, and parity with batch mode."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import stream as stream_pipeline
@@ -17,6 +19,8 @@ from settlement.errors import UsageError
 from pipelines.batch import settle
 from pipelines.cli import main
 from pipelines.flink_runner import find_prism_binary
+from settlement.token_ids import load_token_ids
+from sinks import layout
 
 from tests.streaming.scenario import (CHAIN_ID, CONSUMER_X, CONSUMER_Y, PROVIDER_A, PROVIDER_B,
                                       REGISTRY, TREASURY, common_args, cumulative, event, head,
@@ -235,3 +239,54 @@ def test_a_killed_stream_restarts_from_its_last_batch_and_settles_the_same_money
     settle([str(inputs / "*.jsonl")], str(tariff), str(batched), CHAIN_ID, REGISTRY, ["--runner=DirectRunner"])
     assert lines_of(out) == lines_of(batched)
     assert cumulative(out) == cumulative(batched)
+
+
+def test_stream_quarantines_bad_token_id_as_batch_does(tmp_path, prism_args):
+    """--token-ids on the Beam stream: the same check as the batch (settlement.validation), the
+    same lines, and the mapping's digest in every manifest and in run.json."""
+    wrong = dict(event("x-wrong", 20, 3), token_id=9)
+    files = {"t1.jsonl": [dict(event("x0", 5, 7), token_id=5), wrong, event("y0", 25, 3, consumer=CONSUMER_Y)],
+             "t2.jsonl": [dict(event("y1", 75, 4, consumer=CONSUMER_Y), token_id=77)]}
+    ids = tmp_path / "ids.json"
+    ids.write_text(f'{{"{CONSUMER_X}": 5}}')
+    result, out, tariff = replay(tmp_path, prism_args, files, extra=["--token-ids", str(ids)])
+    run = result.run
+    assert {k: run[k] for k in ("read", "accepted", "quarantined", "pending")} == \
+        {"read": 4, "accepted": 3, "quarantined": 1, "pending": 0}
+    [row] = pq.read_table(layout.quarantine_path(out, 1)).to_pylist()
+    assert (row["reason"], json.loads(row["record"])["event_id"]) == ("bad_token_id", "x-wrong")
+    digest = load_token_ids(ids).hash
+    assert run["token_ids_hash"] == digest
+    assert all(manifest(out, b)["token_ids_hash"] == digest for b in result.batches)
+
+    batched = tmp_path / "batched"
+    assert main(["batch", "--input", str(tmp_path / "in" / "*.jsonl"), *common_args(tariff, batched),
+                 "--token-ids", str(ids), "--no-validate"]) == 0
+    assert lines_of(out) == lines_of(batched)
+
+
+def test_the_flink_reader_applies_the_same_check(tmp_path):
+    """pipelines/flink_job.py's reader validates with the mapping too: its per-file helper, run in
+    the Flink environment (.venv-flink) as the job runs it."""
+    from pipelines.flink_runner import FlinkMissing, flink_python
+
+    try:
+        python = flink_python()
+    except FlinkMissing as missing:
+        pytest.skip(str(missing))
+    inputs = write_files(tmp_path / "in", {"f.jsonl": [dict(event("a", 5, 1), token_id=1),
+                                                       dict(event("b", 6, 1), token_id=2)]})
+    ids = tmp_path / "ids.csv"
+    ids.write_text(f"consumer,token_id\n{CONSUMER_X},1\n")
+    script = ("import sys\n"
+              "from pipelines.flink_job import QUARANTINE, from_ipc, read_usage_file\n"
+              "from settlement.tariff import load_tariff\n"
+              "from settlement.token_ids import load_token_ids\n"
+              "rows = read_usage_file(sys.argv[1], load_tariff(sys.argv[2]), 2, load_token_ids(sys.argv[3]))\n"
+              "for kind, row in rows:\n"
+              "    if kind == QUARANTINE:\n"
+              "        print(*from_ipc(row[6]).column('reason').to_pylist())\n")
+    done = subprocess.run([str(python), "-c", script, str(inputs / "f.jsonl"), str(write_tariff(tmp_path)),
+                           str(ids)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["bad_token_id"]
