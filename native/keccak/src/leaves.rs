@@ -5,19 +5,13 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString};
 
-use crate::{keccak, on_all_cores};
+use crate::{lanes, on_all_cores, record};
 
 /// The words every leaf of a batch shares: uint256 chainId, address registry, uint64 batch.
 pub(crate) const PREFIX: usize = 96;
 /// What differs per leaf: consumer (20 bytes), payee (20), cumulative amount (32, big-endian).
 const FIELDS: usize = 72;
 const ENCODING: usize = 192;
-
-pub(crate) fn double_keccak(record: &[u8], digest: &mut [u8]) {
-    let mut inner = [0u8; 32];
-    keccak(record, &mut inner);
-    keccak(&inner, digest);
-}
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {
@@ -90,14 +84,17 @@ pub(crate) fn settlement_hashes(prefix: &[u8; PREFIX], fields: &[u8]) -> Vec<u8>
     let n = fields.len() / FIELDS;
     let mut out = vec![0u8; n * 32];
     on_all_cores(&mut out, 32, |first, digests| {
-        let mut encoding = [0u8; ENCODING];
-        encoding[..PREFIX].copy_from_slice(prefix);
-        for (leaf, digest) in fields[first * FIELDS..].chunks_exact(FIELDS).zip(digests.chunks_exact_mut(32)) {
+        let mut inner = vec![0u8; digests.len()];
+        lanes::keccak_each(&mut inner, ENCODING, |i, encoding| {
+            let leaf = record(fields, FIELDS, first + i);
+            encoding[..PREFIX].copy_from_slice(prefix);
+            encoding[PREFIX..108].fill(0);
             encoding[108..128].copy_from_slice(&leaf[..20]);
+            encoding[128..140].fill(0);
             encoding[140..160].copy_from_slice(&leaf[20..40]);
             encoding[160..].copy_from_slice(&leaf[40..]);
-            double_keccak(&encoding, digest);
-        }
+        });
+        lanes::keccak_each(digests, 32, |i, message| message.copy_from_slice(record(&inner, 32, i)));
     });
     out
 }

@@ -5,6 +5,7 @@
 //! and gets flat byte strings back. Hashing runs without the GIL, on every core for large inputs.
 
 mod dump;
+mod lanes;
 mod leaves;
 mod tree;
 
@@ -44,6 +45,10 @@ where
     });
 }
 
+pub(crate) fn record(data: &[u8], width: usize, i: usize) -> &[u8] {
+    &data[i * width..(i + 1) * width]
+}
+
 fn records(data: &[u8], width: usize) -> PyResult<usize> {
     if width == 0 || data.len() % width != 0 {
         return Err(PyValueError::new_err(format!(
@@ -70,10 +75,7 @@ fn keccak256_many<'py>(py: Python<'py>, data: &[u8], width: usize) -> PyResult<B
     let out = py.allow_threads(|| {
         let mut out = vec![0u8; n * 32];
         on_all_cores(&mut out, 32, |first, digests| {
-            let inputs = data[first * width..].chunks_exact(width);
-            for (record, digest) in inputs.zip(digests.chunks_exact_mut(32)) {
-                keccak(record, digest);
-            }
+            lanes::keccak_each(digests, width, |i, message| message.copy_from_slice(record(data, width, first + i)));
         });
         out
     });
@@ -87,10 +89,9 @@ fn standard_leaf_hashes<'py>(py: Python<'py>, data: &[u8], width: usize) -> PyRe
     let out = py.allow_threads(|| {
         let mut out = vec![0u8; n * 32];
         on_all_cores(&mut out, 32, |first, digests| {
-            let inputs = data[first * width..].chunks_exact(width);
-            for (record, digest) in inputs.zip(digests.chunks_exact_mut(32)) {
-                leaves::double_keccak(record, digest);
-            }
+            let mut inner = vec![0u8; digests.len()];
+            lanes::keccak_each(&mut inner, width, |i, message| message.copy_from_slice(record(data, width, first + i)));
+            lanes::keccak_each(digests, 32, |i, message| message.copy_from_slice(record(&inner, 32, i)));
         });
         out
     });

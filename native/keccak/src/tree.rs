@@ -1,18 +1,16 @@
 //! The node array of OpenZeppelin's `makeMerkleTree`, and the leaf order of `StandardMerkleTree.of`.
 
-use crate::{keccak, on_all_cores};
+use crate::{lanes, on_all_cores};
 
 fn node(nodes: &[u8], i: usize) -> &[u8] {
     &nodes[i * 32..i * 32 + 32]
 }
 
-/// keccak256 of the two 32-byte children sorted (OpenZeppelin `standardNodeHash`).
-fn hash_pair(a: &[u8], b: &[u8], out: &mut [u8]) {
+/// The two 32-byte children sorted, as OpenZeppelin's `standardNodeHash` hashes them.
+fn sorted_pair(a: &[u8], b: &[u8], pair: &mut [u8]) {
     let (low, high) = if a < b { (a, b) } else { (b, a) };
-    let mut pair = [0u8; 64];
     pair[..32].copy_from_slice(low);
     pair[32..].copy_from_slice(high);
-    keccak(&pair, out);
 }
 
 /// Fill the n - 1 internal nodes of `nodes` (2n - 1 nodes, leaves at n - 1 ..). Node i has
@@ -25,10 +23,10 @@ pub(crate) fn hash_levels(nodes: &mut [u8], n: usize) {
         let (head, done) = nodes.split_at_mut(hi * 32);
         let done = &*done;
         on_all_cores(&mut head[lo * 32..], 32, |first, band| {
-            for (k, out) in band.chunks_exact_mut(32).enumerate() {
+            lanes::keccak_each(band, 64, |k, pair| {
                 let left = 2 * (lo + first + k) + 1 - hi;
-                hash_pair(node(done, left), node(done, left + 1), out);
-            }
+                sorted_pair(node(done, left), node(done, left + 1), pair);
+            });
         });
         hi = lo;
     }
