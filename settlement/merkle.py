@@ -9,7 +9,10 @@ Equality with the JS library is proven in tests/unit/test_merkle_vs_openzeppelin
 """
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
+from itertools import repeat
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -99,6 +102,29 @@ def settlement_leaf_hashes(
     consumers, payees, amounts = zip(*rows)
     block = settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts)
     return [block[i:i + 32] for i in range(0, len(block), 32)]
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off for a bulk build of acyclic containers (and back
+    as it was): each new list counts toward collections that walk every list made so far."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def settlement_values(chain_id: int, registry: str, batch: int, consumers: Sequence[str],
+                      payees: Sequence[str], amounts: Sequence[int]) -> list[list[str]]:
+    """The leaf values of one batch as they stand in the dump, `[chainId, registry, batch,
+    consumer, payee, cumulative]` with integers as decimal strings; addresses as given (the
+    batch's are EIP-55 already, see settlement_value)."""
+    shared = repeat(str(chain_id)), repeat(registry), repeat(str(batch))
+    with _collector_paused():
+        return list(map(list, zip(*shared, consumers, payees, map(str, amounts))))
 
 
 class Nodes(Sequence):
