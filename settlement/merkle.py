@@ -9,8 +9,10 @@ Equality with the JS library is proven in tests/unit/test_merkle_vs_openzeppelin
 """
 from __future__ import annotations
 
+import gc
 import json
-import re
+from contextlib import contextmanager
+from itertools import repeat
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -18,7 +20,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from settlement.errors import InvalidTree
-from settlement.keccak import keccak256, merkle_nodes, sorted_order, standard_leaf_hashes
+from settlement.keccak import extension, keccak256, merkle_nodes, standard_leaf_hashes, standard_tree
 
 FORMAT = "standard-v1"
 
@@ -59,12 +61,17 @@ def settlement_leaf_hash_block(chain_id: int, registry: str, batch: int, consume
     concatenated in the order given.
 
     The same bytes as `hash_leaf(SETTLEMENT_LEAF_ENCODING, ...)`: every word of these static
-    types is a left-padded 32-byte big-endian value, so numpy lays out all encodings at once
-    (the three words the batch shares are eth_abi's) and the Rust extension hashes them."""
+    types is a left-padded 32-byte big-endian value, so the three words the batch shares are
+    eth_abi's and the rest is laid out per leaf: by the Rust extension straight from the lists
+    (no Python per leaf), or without it by numpy, all encodings at once. Errors: ValueError
+    naming a bad address, OverflowError for an amount outside uint256."""
     n = len(consumers)
     if not n:
         return b""
     prefix = abi_encode(["uint256", "address", "uint64"], [chain_id, registry, batch])
+    native = extension()
+    if native is not None:
+        return native.settlement_leaf_hashes(prefix, _as_list(consumers), _as_list(payees), _as_list(amounts))
     encoded = np.zeros((n, 192), dtype=np.uint8)
     encoded[:, :96] = np.frombuffer(prefix, dtype=np.uint8)
     encoded[:, 108:128] = _address_bytes(consumers, "consumer")
@@ -80,6 +87,10 @@ def settlement_leaf_hash_block(chain_id: int, registry: str, batch: int, consume
     return standard_leaf_hashes(encoded.tobytes(), 192)
 
 
+def _as_list(items) -> list:
+    return items if isinstance(items, list) else list(items)
+
+
 def settlement_leaf_hashes(
     chain_id: int, registry: str, batch: int, rows: Iterable[tuple[str, str, int]]
 ) -> list[bytes]:
@@ -91,6 +102,29 @@ def settlement_leaf_hashes(
     consumers, payees, amounts = zip(*rows)
     block = settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts)
     return [block[i:i + 32] for i in range(0, len(block), 32)]
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off for a bulk build of acyclic containers (and back
+    as it was): each new list counts toward collections that walk every list made so far."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def settlement_values(chain_id: int, registry: str, batch: int, consumers: Sequence[str],
+                      payees: Sequence[str], amounts: Sequence[int]) -> list[list[str]]:
+    """The leaf values of one batch as they stand in the dump, `[chainId, registry, batch,
+    consumer, payee, cumulative]` with integers as decimal strings; addresses as given (the
+    batch's are EIP-55 already, see settlement_value)."""
+    shared = repeat(str(chain_id)), repeat(registry), repeat(str(batch))
+    with _collector_paused():
+        return list(map(list, zip(*shared, consumers, payees, map(str, amounts))))
 
 
 class Nodes(Sequence):
@@ -122,26 +156,19 @@ class Nodes(Sequence):
             return self.data == other.data
         return isinstance(other, (list, tuple)) and list(self) == list(other)
 
-    def hex_json(self) -> bytes:
-        """The nodes as the JSON array body `"0x…","0x…"` (ASCII bytes)."""
-        n = len(self)
-        digits = np.frombuffer(self.data.hex().encode(), dtype=np.uint8).reshape(n, 64)
-        out = np.empty((n, 69), dtype=np.uint8)
-        out[:, :3] = np.frombuffer(b'"0x', dtype=np.uint8)
-        out[:, 3:67] = digits
-        out[:, 67:] = np.frombuffer(b'",', dtype=np.uint8)
-        return out.tobytes()[:-1]
-
 
 def _flat(hashes) -> bytes:
     return hashes if isinstance(hashes, (bytes, bytearray)) else b"".join(hashes)
+
+
+_NO_LEAVES = "a Merkle tree needs at least one leaf; a batch with nothing owed has no tree"
 
 
 def build_tree(sorted_leaves) -> Nodes:
     """OpenZeppelin `makeMerkleTree` over leaves already in their final order (a list of
     32-byte leaves, or their concatenation)."""
     if not sorted_leaves:
-        raise InvalidTree("a Merkle tree needs at least one leaf; a batch with nothing owed has no tree")
+        raise InvalidTree(_NO_LEAVES)
     return Nodes(merkle_nodes(bytes(_flat(sorted_leaves))))
 
 
@@ -151,27 +178,6 @@ def process_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
     for sibling in proof:
         node = hash_pair(node, sibling)
     return node
-
-
-_JSON_PLAIN = re.compile(r"[ !#-\[\]-~]*")
-"""Text that JSON writes as is between quotes (printable ASCII but `"` and the backslash)."""
-
-
-def _plain_columns(values: list, width: int):
-    """The values as `width` Arrow string columns, or None when a value is not a list of
-    `width` strings that JSON writes unescaped (then the generic encoder writes the dump)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    if not all(type(v) is list and len(v) == width for v in values):
-        return None
-    try:
-        columns = [pa.array(column, pa.large_string()) for column in zip(*values)]
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    pattern = "^" + _JSON_PLAIN.pattern + "$"
-    if any(c.null_count or not pc.all(pc.match_substring_regex(c, pattern)).as_py() for c in columns):
-        return None
-    return columns
 
 
 class StandardMerkleTree:
@@ -194,16 +200,12 @@ class StandardMerkleTree:
         if leaf_hashes is None:
             leaf_hashes = [hash_leaf(leaf_encoding, v) for v in values]
         flat = bytes(_flat(leaf_hashes))
-        n = len(flat) // 32
-        if n != len(values):
-            raise InvalidTree(f"{n} leaf hashes for {len(values)} values")
-        order = sorted_order(flat)
-        leaves = np.frombuffer(flat, dtype=np.uint8).reshape(n, 32)[order].tobytes()
-        tree = build_tree(leaves)
-        tree_indices = np.empty(n, dtype=np.int64)
-        tree_indices[order] = len(tree) - 1 - np.arange(n)
-        return cls(tree, values if isinstance(values, list) else list(values), tree_indices.tolist(),
-                   leaf_encoding)
+        if len(flat) != 32 * len(values):
+            raise InvalidTree(f"{len(flat)} bytes of leaf hashes for {len(values)} values (32 bytes each)")
+        if not flat:
+            raise InvalidTree(_NO_LEAVES)
+        nodes, tree_indices = standard_tree(flat)
+        return cls(Nodes(nodes), _as_list(values), tree_indices.tolist(), leaf_encoding)
 
     @property
     def root(self) -> bytes:
@@ -256,26 +258,27 @@ class StandardMerkleTree:
         }
 
     def dump_json(self) -> bytes:
-        """`json.dumps(self.dump(), separators=(",", ":"), ensure_ascii=True)` as bytes, written
-        from columns: settlement dumps are millions of short strings, which the generic encoder
-        takes seconds over."""
-        columns = _plain_columns(self.values, len(self.leaf_encoding)) if self.values else None
-        if columns is None:
-            return json.dumps(self.dump(), separators=(",", ":"), ensure_ascii=True).encode()
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        nodes = self.tree if isinstance(self.tree, Nodes) else Nodes(b"".join(self.tree))
-        pieces = ['{"value":["']
-        for i, column in enumerate(columns):
-            pieces += [column, '","' if i + 1 < len(columns) else '"],"treeIndex":']
-        pieces += [pa.array(self.tree_indices, pa.int64()).cast(pa.large_string()), "},"]
-        text = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in pieces]
-        entries = pc.binary_join_element_wise(*text, pa.scalar("", pa.large_string()))
-        offsets = np.frombuffer(entries.buffers()[1], dtype=np.int64)[entries.offset:]
-        body = entries.buffers()[2].to_pybytes()[offsets[0]:offsets[len(entries)] - 1]
-        head = json.dumps({"format": FORMAT, "leafEncoding": list(self.leaf_encoding)},
-                          separators=(",", ":"), ensure_ascii=True)[:-1]
-        return b"".join([head.encode(), b',"tree":[', nodes.hex_json(), b'],"values":[', body, b"]}"])
+        """`json.dumps(self.dump(), separators=(",", ":"), ensure_ascii=True)` as bytes. Settlement
+        dumps are millions of short strings, which the generic encoder takes seconds over: the
+        Rust extension writes trees of 32-byte nodes with values of strings in one pass."""
+        native = extension()
+        nodes = self._node_bytes()
+        if native is not None and nodes is not None:
+            head = json.dumps({"format": FORMAT, "leafEncoding": list(self.leaf_encoding)},
+                              separators=(",", ":"), ensure_ascii=True)[:-1]
+            dump = native.standard_dump_json(head.encode(), nodes, _as_list(self.values),
+                                             _as_list(self.tree_indices))
+            if dump is not None:
+                return dump
+        return json.dumps(self.dump(), separators=(",", ":"), ensure_ascii=True).encode()
+
+    def _node_bytes(self) -> bytes | None:
+        """The nodes as one byte string, or None when one is not 32 bytes (a loaded dump's)."""
+        if isinstance(self.tree, Nodes):
+            return self.tree.data
+        if all(len(node) == 32 for node in self.tree):
+            return b"".join(self.tree)
+        return None
 
     @classmethod
     def load(cls, data: dict) -> "StandardMerkleTree":

@@ -10,7 +10,8 @@ import duckdb
 import pyarrow as pa
 
 from settlement.events import AMOUNT_TYPE
-from settlement.merkle import SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hash_block
+from settlement.merkle import (SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, settlement_leaf_hash_block,
+                               settlement_values)
 from settlement import duck
 from settlement.pricing import exact_ints, sum_by
 
@@ -76,8 +77,7 @@ def batch_tree(chain_id: int, registry: str, batch: int, leaves: list[Payable]) 
     payees = [leaf.payee for leaf in leaves]
     amounts = [leaf.cumulative_wei for leaf in leaves]
     hashes = settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts)
-    chain, reg, b = str(chain_id), registry, str(batch)
-    values = [[chain, reg, b, c, p, str(w)] for c, p, w in zip(consumers, payees, amounts)]
+    values = settlement_values(chain_id, registry, batch, consumers, payees, amounts)
     return StandardMerkleTree.of(values, SETTLEMENT_LEAF_ENCODING, leaf_hashes=hashes)
 
 

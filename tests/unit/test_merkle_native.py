@@ -1,4 +1,4 @@
-"""The Rust batch keccak (native/keccak) gives the bytes of the one-at-a-time Python path."""
+"""The Rust extension (native/keccak) gives the bytes of the one-at-a-time Python path."""
 import hashlib
 import json
 import random
@@ -6,8 +6,10 @@ import random
 import pytest
 
 from settlement import keccak
+from eth_utils import to_checksum_address
+
 from settlement.merkle import (SETTLEMENT_LEAF_ENCODING, Nodes, StandardMerkleTree, hash_leaf,
-                               settlement_leaf_hash_block, settlement_value)
+                               settlement_leaf_hash_block, settlement_value, settlement_values)
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
@@ -102,3 +104,97 @@ def test_nodes_read_as_a_list_of_32_byte_nodes():
     assert nodes[1:] == as_list[1:] and nodes == as_list
     with pytest.raises(IndexError):
         nodes[3]
+
+
+# Property: the native path (settlement leaves, tree, dump) equals the reference on random batches.
+
+_WORD_EDGES = [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**128 - 1, 2**128, 2**256 - 1]
+
+
+def _random_address(rng: random.Random) -> str:
+    raw = rng.randbytes(20).hex()
+    spelling = rng.randrange(3)
+    if spelling == 0:
+        return "0x" + raw
+    if spelling == 1:
+        return "0x" + raw.upper()
+    return to_checksum_address("0x" + raw)
+
+
+def _random_amount(rng: random.Random) -> int:
+    if rng.random() < 0.3:
+        return rng.choice(_WORD_EDGES)
+    return rng.getrandbits(rng.randrange(1, 257))
+
+
+def _random_batch(seed: int):
+    rng = random.Random(seed)
+    n = rng.randrange(1, 600)
+    payees = [_random_address(rng) for _ in range(rng.randrange(1, 8))]
+    consumers = [_random_address(rng) for _ in range(n)]
+    rows = [(rng.choice(consumers), rng.choice(payees), _random_amount(rng)) for _ in range(n)]
+    if n > 2:  # a repeated leaf: equal hashes keep their value order, as the JS library's sort
+        rows[-1] = rows[0]
+    chain_id, batch = rng.choice([1, 31337, 2**256 - 1]), rng.choice([0, 1, 2**64 - 1, rng.getrandbits(64)])
+    return chain_id, _random_address(rng), batch, rows
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_native_leaves_tree_and_dump_equal_the_reference_on_random_batches(seed, monkeypatch):
+    chain_id, registry, batch, rows = _random_batch(seed)
+    consumers, payees, amounts = (list(column) for column in zip(*rows))
+    native_hashes = settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts)
+    values = settlement_values(chain_id, registry, batch, consumers, payees, amounts)
+    native_tree = StandardMerkleTree.of(values, SETTLEMENT_LEAF_ENCODING, leaf_hashes=native_hashes)
+    native_dump = native_tree.dump_json()
+
+    reference = b"".join(hash_leaf(SETTLEMENT_LEAF_ENCODING, [chain_id, registry, batch, c, p, a])
+                         for c, p, a in rows)
+    assert native_hashes == reference
+    monkeypatch.setattr(keccak, "_native", None)
+    assert settlement_leaf_hash_block(chain_id, registry, batch, consumers, payees, amounts) == reference
+    pure_tree = StandardMerkleTree.of(values, SETTLEMENT_LEAF_ENCODING)
+    assert native_tree.root == pure_tree.root and list(native_tree.tree) == list(pure_tree.tree)
+    assert native_tree.tree_indices == pure_tree.tree_indices
+    assert native_dump == pure_tree.dump_json() == json.dumps(
+        pure_tree.dump(), separators=(",", ":"), ensure_ascii=True).encode()
+    assert [native_tree.get_proof(i) for i in range(len(rows))] == [pure_tree.get_proof(i) for i in range(len(rows))]
+
+
+def _random_text(rng: random.Random) -> str:
+    alphabet = ['"', "\\", "/", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f", " ", "~", "a",
+                "\u00e9", "\u0800", "\uffff", "\U0001f600", "\U0010ffff"]
+    return "".join(rng.choice(alphabet) if rng.random() < 0.5 else chr(rng.randrange(0x20, 0x7f))
+                   for _ in range(rng.randrange(0, 12)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_dump_escapes_strings_as_json_dumps_does(seed):
+    rng = random.Random(seed)
+    width = rng.randrange(0, 4)
+    values = [[_random_text(rng) for _ in range(width)] for _ in range(rng.randrange(1, 40))]
+    if rng.random() < 0.5:
+        values = [tuple(value) for value in values]
+    tree = StandardMerkleTree.of(values, ("string",) * width,
+                                 leaf_hashes=[rng.randbytes(32) for _ in values])
+    assert keccak.native()
+    assert tree.dump_json() == json.dumps(tree.dump(), separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def test_a_loaded_dump_writes_back_the_same_bytes():
+    tree = StandardMerkleTree.of(_values(37), SETTLEMENT_LEAF_ENCODING)
+    text = tree.dump_json()
+    assert StandardMerkleTree.load(json.loads(text)).dump_json() == text
+
+
+@pytest.mark.parametrize("amount, error", [(-1, OverflowError), (2**256, OverflowError), (True, TypeError),
+                                           ("5", TypeError), (1.0, TypeError)])
+def test_native_leaves_refuse_amounts_outside_uint256(amount, error):
+    with pytest.raises(error):
+        settlement_leaf_hash_block(1, REGISTRY, 1, [REGISTRY], [REGISTRY], [amount])
+
+
+@pytest.mark.parametrize("address", ["0x" + "g" * 40, "1x" + "0" * 40, "0x" + "0" * 39, b"0x" + b"0" * 40, None])
+def test_native_leaves_name_a_bad_address(address):
+    with pytest.raises(ValueError, match="payee .* is not a 0x-prefixed 20-byte address"):
+        settlement_leaf_hash_block(1, REGISTRY, 1, [REGISTRY], [address], [1])

@@ -1,0 +1,100 @@
+//! Settlement leaves: the ABI encoding of (chainId, registry, batch, consumer, payee, cumulative)
+//! laid out per leaf on the stack, from the Python lists the batch already holds.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString};
+
+use crate::{lanes, on_all_cores, record};
+
+/// The words every leaf of a batch shares: uint256 chainId, address registry, uint64 batch.
+pub(crate) const PREFIX: usize = 96;
+/// What differs per leaf: consumer (20 bytes), payee (20), cumulative amount (32, big-endian).
+const FIELDS: usize = 72;
+const ENCODING: usize = 192;
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `0x` (or `0X`) and 40 hex digits of any case into 20 bytes; false for anything else.
+fn parse_address(text: &[u8], out: &mut [u8]) -> bool {
+    if text.len() != 42 || text[0] != b'0' || !matches!(text[1], b'x' | b'X') {
+        return false;
+    }
+    for (byte, pair) in out.iter_mut().zip(text[2..].chunks_exact(2)) {
+        match (hex_value(pair[0]), hex_value(pair[1])) {
+            (Some(high), Some(low)) => *byte = high << 4 | low,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn address(item: &Bound<'_, PyAny>, what: &str, out: &mut [u8]) -> PyResult<()> {
+    let text = item.downcast::<PyString>().ok().and_then(|s| s.to_str().ok());
+    if text.is_some_and(|t| parse_address(t.as_bytes(), out)) {
+        return Ok(());
+    }
+    Err(PyValueError::new_err(format!("{what} {} is not a 0x-prefixed 20-byte address", item.repr()?)))
+}
+
+/// An int in [0, 2**256) as a big-endian word; OverflowError outside it, TypeError for a
+/// non-int (bool included, as eth_abi refuses it).
+fn amount(item: &Bound<'_, PyAny>, out: &mut [u8]) -> PyResult<()> {
+    if item.is_instance_of::<PyBool>() || !item.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("amount {} is not an int (wei)", item.repr()?)));
+    }
+    if let Ok(word) = item.extract::<u128>() {
+        out[..16].fill(0);
+        out[16..].copy_from_slice(&word.to_be_bytes());
+        return Ok(());
+    }
+    let word = item.call_method1("to_bytes", (32, "big"))?;
+    out.copy_from_slice(word.downcast::<PyBytes>()?.as_bytes());
+    Ok(())
+}
+
+/// The per-leaf fields of every leaf, FIELDS bytes each, read under the GIL.
+pub(crate) fn fields(consumers: &Bound<'_, PyList>, payees: &Bound<'_, PyList>,
+                     amounts: &Bound<'_, PyList>) -> PyResult<Vec<u8>> {
+    let n = consumers.len();
+    if payees.len() != n || amounts.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "{n} consumers, {} payees and {} amounts: a leaf needs one of each", payees.len(), amounts.len())));
+    }
+    let mut fields = vec![0u8; n * FIELDS];
+    let columns = consumers.iter().zip(payees.iter()).zip(amounts.iter());
+    for (((consumer, payee), wei), leaf) in columns.zip(fields.chunks_exact_mut(FIELDS)) {
+        address(&consumer, "consumer", &mut leaf[..20])?;
+        address(&payee, "payee", &mut leaf[20..40])?;
+        amount(&wei, &mut leaf[40..])?;
+    }
+    Ok(fields)
+}
+
+/// standardLeafHash of each leaf: its 192-byte encoding is the prefix, then each address
+/// left-padded to a word, then the amount.
+pub(crate) fn settlement_hashes(prefix: &[u8; PREFIX], fields: &[u8]) -> Vec<u8> {
+    let n = fields.len() / FIELDS;
+    let mut out = vec![0u8; n * 32];
+    on_all_cores(&mut out, 32, |first, digests| {
+        let mut inner = vec![0u8; digests.len()];
+        lanes::keccak_each(&mut inner, ENCODING, |i, encoding| {
+            let leaf = record(fields, FIELDS, first + i);
+            encoding[..PREFIX].copy_from_slice(prefix);
+            encoding[PREFIX..108].fill(0);
+            encoding[108..128].copy_from_slice(&leaf[..20]);
+            encoding[128..140].fill(0);
+            encoding[140..160].copy_from_slice(&leaf[20..40]);
+            encoding[160..].copy_from_slice(&leaf[40..]);
+        });
+        lanes::keccak_each(digests, 32, |i, message| message.copy_from_slice(record(&inner, 32, i)));
+    });
+    out
+}
