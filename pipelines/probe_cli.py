@@ -13,8 +13,6 @@ import time
 
 from settlement.addresses import AddressError, normalize_address
 from settlement.errors import UsageError
-from sinks.chain.probe import HeadTracker, check_target, probe
-from sinks.probe_writer import ProbeWriter
 
 
 def register(subparsers) -> None:
@@ -51,6 +49,10 @@ def _positive(flag: str, value) -> None:
 
 
 def run_probe(args) -> int:
+    # web3-side imports cost ~1 s: only the probe command pays them (not batch, not --help)
+    from sinks.chain.probe import HeadTracker, check_target, probe
+    from sinks.probe_writer import ProbeWriter
+
     url = check_target(args.target)
     provider = _address("--provider", args.provider)
     prober = _address("--prober", args.prober) if args.prober else provider

@@ -22,6 +22,8 @@ STREAM_RUN = "stream"
 REPEATED_EVENT_COLUMNS = ["batch", "provider", "node_id", "consumer", "contract", "unit", "epoch", "source"]
 """Event columns with few distinct values: dictionary-encoded in Parquet (event ids and times
 are nearly unique, so trying a dictionary for them only costs time)."""
+REPEATED_LINE_COLUMNS = ["batch", "epoch", "consumer", "contract", "provider", "unit"]
+"""The same for lines and the ledger snapshots: amounts are nearly unique at every shape."""
 
 
 def staging_dir(out: Path, run_id: str = STREAM_RUN) -> Path:
@@ -72,13 +74,15 @@ def leaves_table(settled: SettledBatch) -> pa.Table:
 def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = None) -> dict:
     """Lines, tree and ledger snapshots of the batch; returns the summary the driver needs."""
     b = settled.batch
-    atomic.write_parquet(layout.lines_path(out, b), settled.lines)
+    atomic.write_parquet(layout.lines_path(out, b), settled.lines, dictionary=REPEATED_LINE_COLUMNS)
     if settled.tree is not None:
         atomic.write_bytes(layout.tree_path(out, b), settled.tree.dump_json() + b"\n")
         atomic.write_parquet(layout.leaves_path(out, b), leaves_table(settled),
                              dictionary=["batch", "payee", "chain_id", "registry"])
-    atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after)
-    atomic.write_parquet(layout.cumulative_path(out, b), settled.cumulative_after)
+    atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after,
+                         dictionary=REPEATED_LINE_COLUMNS)
+    atomic.write_parquet(layout.cumulative_path(out, b), settled.cumulative_after,
+                         dictionary=["consumer", "payee"])
     summary = {"batch": b, "root": settled.root, "leaf_count": len(settled.payables),
                "total": str(settled.total), "protocol_fee_total": str(settled.protocol_fee_total),
                "epochs": settled.epochs, "lines": settled.lines.num_rows}

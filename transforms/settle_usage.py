@@ -48,7 +48,7 @@ class SettleUsage(beam.PTransform):
         deduped = validated.events | "DedupedEvents" >> DedupedEvents(
             self.state.settled_files, self.shards, self.spill_dir)
         lines = deduped.accepted | "SettlementLines" >> SettlementLines(
-            self.tariff, self.state.batch, self.state.quantities)
+            self.tariff, self.state.batch, self.state.quantities, self.spill_dir)
         batch = lines | "SettlementBatches" >> SettlementBatches(
             self.state.batch, self.chain_id, self.registry, self.tariff.treasury,
             self.state.quantities, self.state.cumulative)

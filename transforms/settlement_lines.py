@@ -7,6 +7,7 @@ import pyarrow as pa
 from settlement.pricing import aggregate_usage, merge_usage, price_usage
 from settlement.tariff import Tariff
 from transforms import coders
+from transforms.spill import spill, unspill
 from transforms.threaded import ThreadedBlocks
 
 
@@ -37,22 +38,42 @@ class UsageCombineFn(beam.CombineFn):
         return merge_usage(parts)  # the empty case: an empty usage table, priced to no lines
 
 
-def _aggregate_shard(element) -> list:
+def _aggregate_shard(element, spill_dir: str | None = None) -> list:
     _, events = element
-    return [aggregate_usage(events)]
+    usage = aggregate_usage(events)
+    return [spill(usage, spill_dir) if spill_dir else usage]
+
+
+def merge_spilled(paths: list[str]) -> pa.Table:
+    """The batch's usage from the spilled usage of its shards (an empty table when none)."""
+    return merge_usage([unspill(path) for path in sorted(paths)])
 
 
 class SettlementLines(beam.PTransform):
-    def __init__(self, tariff: Tariff, batch: int, prior_quantities: pa.Table | None):
+    """With `spill_dir`, each shard's usage travels to the merge as the path of an Arrow IPC file
+    (transforms/spill.py): at high cardinality a batch's usage has as many rows as its events,
+    and handing that table through the runner's combine (encode, data plane, grouping buffer,
+    decode) was measured at ~12 s of a 46 s run at 2M events, with copies of it in memory."""
+
+    def __init__(self, tariff: Tariff, batch: int, prior_quantities: pa.Table | None,
+                 spill_dir: str | None = None):
         super().__init__()
         self.tariff = tariff
         self.batch = batch
         self.prior = prior_quantities
+        self.spill_dir = spill_dir
 
     def expand(self, accepted):
-        return (accepted
-                | "AggregateUsage" >> beam.ParDo(ThreadedBlocks(_aggregate_shard)).with_output_types(pa.Table)
-                | "SumUsage" >> beam.CombineGlobally(UsageCombineFn()).without_defaults().with_output_types(
-                    pa.Table)
-                | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch).with_output_types(
-                    pa.Table))
+        if self.spill_dir:
+            usage = (accepted
+                     | "AggregateUsage" >> beam.ParDo(ThreadedBlocks(_aggregate_shard, self.spill_dir))
+                     .with_output_types(str)
+                     | "CollectUsage" >> beam.combiners.ToList()
+                     | "SumUsage" >> beam.Map(merge_spilled).with_output_types(pa.Table))
+        else:
+            usage = (accepted
+                     | "AggregateUsage" >> beam.ParDo(ThreadedBlocks(_aggregate_shard)).with_output_types(pa.Table)
+                     | "SumUsage" >> beam.CombineGlobally(UsageCombineFn()).without_defaults().with_output_types(
+                         pa.Table))
+        return usage | "Price" >> beam.Map(price_usage, self.prior, self.tariff, self.batch).with_output_types(
+            pa.Table)

@@ -82,6 +82,27 @@ def test_settlement_lines_prices_across_the_tier_boundary_and_splits_the_remaind
         ]))
 
 
+def test_settlement_lines_through_spill_files_are_the_lines_of_the_whole_usage(tmp_path):
+    # the batch job spills each shard's usage; shards share pricing keys, so the merge has to sum
+    # across files (A's request usage is split over shards 0 and 1, B's over 0 and 2)
+    from settlement.pricing import aggregate_usage, price_usage
+    shards = [(0, validated([event("a1", quantity=30), event("b1", provider=PROVIDER_B, quantity=41)])),
+              (1, validated([event("a2", quantity=40), event("a3", unit="byte", quantity=7)])),
+              (2, validated([event("b2", provider=PROVIDER_B, quantity=1)]))]
+    columns = ("provider", "unit", "quantity", "amount_wei", "protocol_fee_wei", "provider_wei")
+    whole = price_usage(aggregate_usage(pa.concat_tables([t for _, t in shards])), None, TARIFF_OBJ, 1)
+    expected = rows([whole], *columns)
+    assert len(expected) == 3
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    with TestPipeline(options=OPTIONS) as p:
+        lines = (p | beam.Create(shards)
+                 | SettlementLines(TARIFF_OBJ, batch=1, prior_quantities=None, spill_dir=str(spill_dir))
+                 | beam.Map(lambda t: rows([t], *columns)))
+        assert_that(lines, equal_to([expected]))  # one table, in key order
+    assert len([f for f in spill_dir.iterdir() if f.suffix == ".arrow"]) == 3
+
+
 def test_settlement_lines_continue_tiers_from_what_earlier_batches_settled():
     from settlement.pricing import SETTLED_QUANTITY_SCHEMA
     epoch = T0 // 3_600_000
