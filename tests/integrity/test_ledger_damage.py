@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from expectations.gate import ValidationGateError, check_batch_validated
+from sinks.validation_gate import ValidationGateError, check_batch_validated
 from pipelines.batch import settle
 from settlement.ledger import LedgerDamaged
 from sinks.verify import verify_output

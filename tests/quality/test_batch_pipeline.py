@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("pipelines.batch_cli")
 
-from expectations.gate import check_batch_validated  # noqa: E402
+from sinks.validation_gate import check_batch_validated  # noqa: E402
 from pipelines.cli import main  # noqa: E402
 from tests.quality.conftest import (CONSUMERS, FIRST_EPOCH, REGISTRY, TARIFF,  # noqa: E402
                                     make_events)
