@@ -75,6 +75,10 @@ def _kill_env(kind, value, runs, n, draw: random.Random):
     return {"kill_after": seconds}, f"{seconds} s of {runs[n]['seconds']:.2f} s"
 
 
+def _renames(trace) -> int:
+    return len(trace.read_text().splitlines()) if trace.exists() else 0
+
+
 def _quarantine_rows(out) -> int:
     return sum(pq.read_metadata(p).num_rows for p in out.glob("quarantine/**/*.parquet"))
 
@@ -101,9 +105,15 @@ def trials(forks, clean, tmp_path_factory):
         how, where = _kill_env(kind, value, runs, n, random.Random(f"{SEED}-{kind}-{n}-{value}"))
         trials.append({"n": n, "out": out, "where": where, "how": how,
                        "argv": [str(a) for a in batch_args([files[n - 1]], tariff, out, validate=True)]})
+    for trial in trials:  # each killed run traces its renames, to tell a kill after its last one
+        trial["trace"] = trial["out"].parent / "trace.txt"
+        trial["how"].setdefault("env", {})["METERROOT_WRITE_TRACE"] = str(trial["trace"])
     for trial, killed in zip(trials, _batched(forks, [{"argv": t["argv"], **t["how"]} for t in trials])):
         trial["killed"] = killed
-    again = [t for t in trials if t["killed"]["code"] == -9]  # (a timed kill may come after the run ended)
+        trial["finished"] = _renames(trial["trace"]) == runs[trial["n"]]["writes"]
+    # A timed kill may land after the run's last rename (while the process exits): that run
+    # finished, and running it again would be a second run of a settled input, not a recovery.
+    again = [t for t in trials if t["killed"]["code"] == -9 and not t["finished"]]
     for trial, rerun in zip(again, _batched(forks, [{"argv": t["argv"]} for t in again])):
         trial["rerun"] = rerun
     for trial, verified in zip(trials, forks.run([{"argv": ["verify", "--output", str(t["out"])]} for t in trials])):
@@ -123,6 +133,8 @@ def test_a_run_killed_at_any_point_reruns_to_the_uninterrupted_result(clean, tri
         rerun = trial["rerun"]
         assert rerun["code"] == 0, (where, rerun)
         assert f"settled batch {n}" in rerun["stdout"], (where, rerun["stdout"])
+    else:  # not killed, or killed after its last rename: the run itself left the final state
+        assert killed["code"] == 0 or trial["finished"], (where, killed)
     expected = runs[n]
     assert tree_bytes(out) == expected["files"], where
     assert head(out)["roots"] == head(expected["out"])["roots"]
@@ -144,5 +156,6 @@ def test_zz_report_what_was_tried(clean, trials, capsys):
     runs = clean[3]
     with capsys.disabled():
         print(f"\n{len(trials)} kill points ({', '.join(t['where'] for t in trials)}); "
-              f"{sum('rerun' in t for t in trials)} killed and rerun; "
+              f"{sum('rerun' in t for t in trials)} killed and rerun, "
+              f"{sum(t['finished'] for t in trials)} finished before their kill; "
               f"writes per run {runs[1]['writes']} (batch 1), {runs[2]['writes']} (batch 2)")
