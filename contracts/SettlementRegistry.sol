@@ -474,7 +474,9 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
     // ------------------------------------------------------------------------------ batches
 
     /// @notice Commit the root of the next batch (`latestBatch() + 1`). `dataURI` says where its
-    /// tree dump and manifest are published; it is emitted, not stored.
+    /// tree dump and manifest are published; it is emitted, not stored. A batch that settled only
+    /// free usage has no tree: it is committed with the zero root, a zero total and no leaves
+    /// (no proof verifies against it), so the batches after it keep their numbers.
     function commitBatch(
         uint64 batch,
         bytes32 root,
@@ -485,7 +487,7 @@ contract SettlementRegistry is AccessControlDefaultAdminRules, EIP712 {
     ) external onlyRole(COMMITTER_ROLE) {
         Head memory head = _head;
         if (batch != head.latestBatch + 1) revert BatchOutOfOrder(batch, head.latestBatch + 1);
-        if (root == bytes32(0)) revert EmptyRoot(batch);
+        if (root == bytes32(0) && (total != 0 || leafCount != 0)) revert EmptyRoot(batch);
         if (total > type(uint128).max - head.committedTotal) revert TotalTooLarge(batch, total);
         uint128 cumulative = head.committedTotal + uint128(total);
         _batches[batch] = Batch(root, cumulative, uint64(block.timestamp), leafCount);

@@ -22,6 +22,7 @@ from settlement.merkle import (
 
 # Positions in a settlement leaf value: [chainId, registry, batch, consumer, payee, cumulative].
 CHAIN_ID, REGISTRY, BATCH, CONSUMER, PAYEE, CUMULATIVE = range(6)
+ZERO_ROOT = bytes(32)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class LocalBatch:
     """Registry the manifest says the batch is for (None if it does not say)."""
     folder: Path
     """OUT/batches/<B>."""
+
+    @property
+    def empty(self) -> bool:
+        """A batch that settled only free usage: no tree, the zero root (nothing to claim)."""
+        return self.root == ZERO_ROOT
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,9 @@ def read_batch(out: Path, number: int) -> LocalBatch:
 
 
 def load_tree(batch: LocalBatch) -> StandardMerkleTree:
+    if batch.empty:
+        raise UsageError(f"batch {batch.number} settled only free usage: it has no tree and no leaves, so "
+                         f"nothing was owed in it; try the last batch that billed them")
     path = batch.folder / "tree.json"
     try:
         return StandardMerkleTree.load(json.loads(path.read_text()))
@@ -151,12 +160,7 @@ def check_batch(batch: LocalBatch, tree: StandardMerkleTree, chain_id: int, regi
     if tuple(tree.leaf_encoding) != SETTLEMENT_LEAF_ENCODING:
         raise InvalidTree(f"batch {batch.number}: tree leaf encoding {list(tree.leaf_encoding)} is not the "
                           f"settlement encoding {list(SETTLEMENT_LEAF_ENCODING)}")
-    if batch.chain_id is not None and batch.chain_id != chain_id:
-        raise UsageError(f"batch {batch.number} was built for chain id {batch.chain_id} but the deployment "
-                         f"is on chain id {chain_id}; rebuild it with --chain-id {chain_id}")
-    if batch.registry is not None and to_checksum_address(batch.registry) != registry:
-        raise UsageError(f"batch {batch.number} was built for registry {to_checksum_address(batch.registry)} "
-                         f"but the deployment's registry is {registry}; rebuild it with --registry {registry}")
+    _check_target(batch, chain_id, registry)
     registry_lower = registry.lower()  # not checksummed per leaf: EIP-55 costs a hash each
     for value in tree.values:
         if int(value[CHAIN_ID]) != chain_id:
@@ -174,6 +178,25 @@ def check_batch(batch: LocalBatch, tree: StandardMerkleTree, chain_id: int, regi
         raise InvalidTree(f"batch {batch.number}: the tree has {len(tree.values)} leaves, the manifest "
                           f"says {batch.leaf_count}")
     tree.validate()
+
+
+def check_empty_batch(batch: LocalBatch, chain_id: int, registry: str) -> None:
+    """Refuse an empty batch (zero root) whose manifest claims a total or leaves, or names another
+    chain or registry: the registry commits a zero root only with a zero total and no leaves."""
+    if batch.total != 0 or batch.leaf_count != 0:
+        raise InvalidTree(f"batch {batch.number} has the zero root but its manifest says total {batch.total} "
+                          f"and {batch.leaf_count} leaves; a batch that owes anything has a tree (rebuild it)")
+    _check_target(batch, chain_id, to_checksum_address(registry))
+
+
+def _check_target(batch: LocalBatch, chain_id: int, registry: str) -> None:
+    """The manifest names the deployment's chain id and (checksummed) registry, or says nothing."""
+    if batch.chain_id is not None and batch.chain_id != chain_id:
+        raise UsageError(f"batch {batch.number} was built for chain id {batch.chain_id} but the deployment "
+                         f"is on chain id {chain_id}; rebuild it with --chain-id {chain_id}")
+    if batch.registry is not None and to_checksum_address(batch.registry) != registry:
+        raise UsageError(f"batch {batch.number} was built for registry {to_checksum_address(batch.registry)} "
+                         f"but the deployment's registry is {registry}; rebuild it with --registry {registry}")
 
 
 def find_leaf(batch: LocalBatch, tree: StandardMerkleTree, consumer: str, payee: str) -> LeafProof:

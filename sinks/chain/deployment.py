@@ -360,9 +360,10 @@ def compare_with_chain(w3: Web3, deployment: Deployment, local_roots: dict[int, 
         if not views.hasRole(role, holder).call():
             differences.append(Difference(name, holder, f"{holder} does not hold the role"))
     for number, root in sorted((local_roots or {}).items()):
-        on_chain = bytes(views.batchInfo(number).call()[0])
-        if on_chain != root:
-            state = "not committed" if on_chain == bytes(32) else f"root 0x{on_chain.hex()}"
+        info = views.batchInfo(number).call()
+        on_chain, committed_at = bytes(info[0]), info[4]  # a zero root is an empty batch's
+        if committed_at == 0 or on_chain != root:
+            state = "not committed" if committed_at == 0 else f"root 0x{on_chain.hex()}"
             differences.append(Difference(f"batch {number}", f"root 0x{root.hex()}", state))
     fixed = {k: v for k, v in actual.items() if k in Deployment.__dataclass_fields__}
     return replace(deployment, **fixed), differences

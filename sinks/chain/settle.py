@@ -15,6 +15,7 @@ from sinks.chain.batch_files import (
     LocalBatch,
     batch_numbers,
     check_batch,
+    check_empty_batch,
     find_leaf,
     load_tree,
     read_batch,
@@ -65,8 +66,12 @@ def commit_output(out: Path, registry: Registry, *, skip_validation: bool = Fals
         if number <= latest:
             outcomes.append(_already_committed(registry, local))
             continue
-        check_batch(local, load_tree(local), deployment.chain_id, deployment.registry)
-        _refuse_revoked_root(registry, local.number, local.root)
+        if local.empty:
+            check_empty_batch(local, deployment.chain_id, deployment.registry)
+        else:
+            check_batch(local, load_tree(local), deployment.chain_id, deployment.registry)
+        if not local.empty:  # an empty batch rebuilt is the same empty batch
+            _refuse_revoked_root(registry, local.number, local.root)
         _validation_gate(out, number, skip_validation)
         result = registry.commit_batch(number, local.root, local.total, local.leaf_count, local.manifest_hash,
                                        data_uri)

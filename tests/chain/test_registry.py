@@ -139,9 +139,13 @@ def test_batches_are_committed_in_order(registry):
     assert registry.latest_batch() == 5
 
 
-def test_a_zero_root_or_totals_beyond_128_bits_are_refused(registry):
+def test_a_zero_root_that_owes_anything_or_totals_beyond_128_bits_are_refused(registry):
     with pytest.raises(ChainError, match=r"EmptyRoot\(batch=1\)"):
         registry.commit_batch(1, b"\x00" * 32, 1, 1, MANIFEST)
+    with pytest.raises(ChainError, match=r"EmptyRoot\(batch=1\)"):
+        registry.commit_batch(1, b"\x00" * 32, 1, 0, MANIFEST)
+    with pytest.raises(ChainError, match=r"EmptyRoot\(batch=1\)"):
+        registry.commit_batch(1, b"\x00" * 32, 0, 1, MANIFEST)
     with pytest.raises(ChainError, match=r"TotalTooLarge\(batch=1"):
         registry.commit_batch(1, ROOT, 2**128, 1, MANIFEST)
     registry.commit_batch(1, ROOT, 2**128 - 2, 1, MANIFEST)
@@ -214,6 +218,24 @@ def test_claim_of_an_uncommitted_batch_reverts(registry, parties):
     tree = settlement_tree(d.chain_id, d.registry, 1, [(consumer.address, payee, 50)])
     with pytest.raises(ChainError, match=r"BatchNotLive\(batch=1, latestBatch=0\)"):
         claim(registry, 1, leaf(tree, consumer.address, payee))
+
+
+def test_an_empty_batch_commits_with_the_zero_root_pays_nothing_and_the_next_batch_follows_it(registry, parties):
+    consumer, payee = parties
+    c = consumer.address
+    d = registry.deployment
+    registry.commit_batch(1, b"\x00" * 32, 0, 0, MANIFEST)  # a batch of free usage: no tree
+    assert (registry.latest_batch(), registry.batch(1).committed, registry.totals()) == (1, True, (0, 0))
+    one_leaf = settlement_tree(d.chain_id, d.registry, 1, [(c, payee, 40)])
+    second = settlement_tree(d.chain_id, d.registry, 2, [(c, payee, 40)])
+    commit_tree(registry, 2, second)
+    fund(registry, c, 100)
+    consent(registry, consumer, payee, 40)
+    finalize(registry, 2)
+    with pytest.raises(ChainError, match=r"InvalidProof\(batch=1"):  # no leaf hashes to the zero root
+        claim(registry, 1, leaf(one_leaf, c, payee))
+    assert claim(registry, 2, leaf(second, c, payee)).paid == 40
+    assert registry.totals() == (40, 40)
 
 
 def test_claim_pays_the_delta_of_cumulative_amounts_across_batches(registry, parties, as_account, new_account):
