@@ -15,13 +15,19 @@ chain, sender, target, calldata and value), its nonce, a hash and a state:
     reverted     mined with status 0 (after the confirmations): the intent failed
     superseded   another transaction took the nonce and none of ours was mined: the intent failed
 
-A rerun reads the journal first: an unfinished intent is resumed (looked up by hash, by nonce,
+Processes that send through one journal take turns: `Sender.send` holds an exclusive lock on
+`journal.jsonl.lock` (fcntl: the kernel releases it when its holder dies) from reading the
+journal again to the transaction's confirmation, so two commands started at once (two
+`chain deposit`s, a claim beside a commit) never sign the same intent twice or the same nonce
+for two intents. A rerun reads the journal first: an unfinished intent is resumed (looked up by hash, by nonce,
 rebroadcast or replaced), a confirmed one is answered from its receipt without sending. A
 signed raw transaction is public once broadcast and reveals no key. A last line cut short by a
 crash is ignored (it was appended before its transaction was sent, so nothing was sent for it).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -107,6 +113,28 @@ class Journal:
 
     def __str__(self) -> str:
         return str(self.path) if self.path is not None else "(in-memory journal)"
+
+    @contextlib.contextmanager
+    def turn(self):
+        """This process's turn to send: an exclusive lock on the journal, held until the block
+        ends, with what other processes appended meanwhile read first. In memory: no lock."""
+        if self.path is None:
+            yield self
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another meterroot process that is sending through %s", self.path)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._records = {}
+            if self.path.exists():
+                self._load()
+            yield self
+        finally:
+            os.close(fd)  # releases the lock
 
     # ---------------------------------------------------------------------------- reading
     def _load(self) -> None:

@@ -236,8 +236,13 @@ class Sender:
     def send(self, call, label: str, *, gas: int | None = None) -> TxResult:
         """Send a contract call or constructor once per intent; return once mined and confirmed.
 
-        `gas` skips the estimate (which would refuse a reverting call before it is sent).
+        `gas` skips the estimate (which would refuse a reverting call before it is sent). Other
+        processes sending through the same journal wait their turn (Journal.turn).
         """
+        with self.journal.turn():
+            return self._send(call, label, gas)
+
+    def _send(self, call, label: str, gas: int | None) -> TxResult:
         try:
             key = self._intent_key(call)
             record = self.journal.find(key)

@@ -256,3 +256,56 @@ def test_a_deployment_without_code_on_the_node_is_a_clear_error(tmp_path, deploy
     file.write_text(json.dumps(d))
     code, _, err = run(capsys, "status", "--deployment", file)
     assert code == 1 and f"no contract at registry {d['registry']}" in err
+
+
+def test_a_batch_of_free_usage_is_committed_with_the_zero_root_and_the_next_batch_after_it(tmp_path, deployed,
+                                                                                             capsys):
+    from tests.integrity.test_zero_total import FREE_FIRST_100
+    from tests.support.events import CONSUMER, PROVIDER_A, event, write_jsonl, write_tariff
+
+    file, d = deployed
+    out, tariff = tmp_path / "out", write_tariff(tmp_path / "tariff.json", FREE_FIRST_100)
+    common = ["batch", "--tariff", str(tariff), "--output", str(out), "--chain-id", str(d["chain_id"]),
+              "--registry", d["registry"]]
+    for name, quantity in (("free", 90), ("paid", 30)):  # 90 free units, then 20 at 7 wei beyond the tier
+        usage = write_jsonl(tmp_path / f"{name}.jsonl", [event(name, quantity=quantity)])
+        assert main([*common, "--input", str(usage)]) == 0, capsys.readouterr()
+    capsys.readouterr()
+
+    code, printed, err = run(capsys, "commit", "--output", out, "--deployment", file)  # validation gate on
+    assert code == 0, err
+    assert f"batch 1: committed root 0x{'0' * 64}" in printed and "batch 2: committed root" in printed
+    code, printed, err = run(capsys, "status", "--deployment", file)
+    assert code == 0, err
+    status = json.loads(printed)
+    assert status["latest_batch"] == 2 and status["batches"][0]["root"] == "0x" + "0" * 64
+    code, _, err = run(capsys, "proof", "--output", out, "--batch", 1, "--consumer", CONSUMER, "--payee", PROVIDER_A)
+    assert code == 2 and "batch 1 settled only free usage" in err
+    code, printed, err = run(capsys, "proof", "--output", out, "--batch", 2, "--consumer", CONSUMER,
+                             "--payee", PROVIDER_A)
+    assert code == 0, err
+    assert int(json.loads(printed)["value"][5]) > 0
+
+
+def test_three_commands_sending_through_one_journal_at_once_take_turns_and_send_an_intent_once(tmp_path, deployed,
+                                                                                                capsys):
+    from tests.integrity.forked import ForkServer
+
+    file, d = deployed
+    out, consumer = tmp_path / "out", address()
+    argv = ["chain", "deposit", "--deployment", str(file), "--output", str(out), "--consumer", consumer,
+            "--amount", "500", "--mint"]
+    server = ForkServer()  # forked from one process that has imported the CLI: they start together
+    try:
+        results = server.run([{"argv": argv}] * 3)
+    finally:
+        server.close()
+    assert [r["code"] for r in results] == [0, 0, 0], results
+    printed = "".join(r["stdout"] for r in results)
+    assert printed.count("already (per the journal") == 2, printed  # the later ones found the intent done
+    journal = [json.loads(line) for line in (out / "chain" / "journal.jsonl").read_text().splitlines()]
+    signed = [(e["intent"], e["nonce"]) for e in journal if e["state"] == "signed"]
+    assert len({i for i, _ in signed}) == len({n for _, n in signed}) == len(signed), signed
+    code, printed, err = run(capsys, "status", "--deployment", file, "--consumer", consumer)
+    assert code == 0, err
+    assert json.loads(printed)["consumer"]["deposit"] == "500"  # deposited once
