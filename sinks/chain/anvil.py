@@ -37,6 +37,8 @@ _NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 
 # Processes this Python process started, so that stopping one also reaps it.
 _launched: dict[int, subprocess.Popen] = {}
+_states: dict[int, Path] = {}
+"""The states folder of each anvil this process launched (removed when it is terminated)."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,25 @@ def launch(port: int, log_file: Path, *, chain_id: int = ANVIL_CHAIN_ID,
            state_file: Path | None = None) -> subprocess.Popen:
     """Start anvil on 127.0.0.1:`port`, its output in `log_file` (rewritten).
 
-    It runs in its own session, so a terminal's ^C does not reach it.
+    It runs in its own session, so a terminal's ^C does not reach it. The old states anvil moves
+    out of memory go to `anvil-states-<port>/` beside the log, removed when it is terminated
+    (anvil's default, a folder of its own under ~/.foundry, outlives a SIGTERM: gigabytes a day).
     """
-    args = [anvil_binary(), "--host", HOST, "--port", str(port), "--chain-id", str(chain_id)]
+    states = states_folder(log_file, port)
+    args = [anvil_binary(), "--host", HOST, "--port", str(port), "--chain-id", str(chain_id),
+            "--cache-path", str(states)]
     if state_file is not None:
         args += ["--state", str(state_file)]
     with open(log_file, "wb") as output:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     _launched[process.pid] = process
+    _states[process.pid] = states
     return process
+
+
+def states_folder(log_file: Path, port: int) -> Path:
+    return Path(log_file).resolve().parent / f"anvil-states-{port}"
 
 
 def wait_ready(url: str, process: subprocess.Popen, log_file: Path, *, timeout: float = 30) -> None:
@@ -170,7 +181,8 @@ def stop(out: Path, *, timeout: float = 10) -> LocalChain | None:
     info = chain_folder(out) / "anvil.json"
     chain = running(out)
     if chain is not None:
-        terminate(chain.pid, timeout=timeout)
+        terminate(chain.pid, timeout=timeout)  # (started by another process: its states folder is ours to remove)
+        shutil.rmtree(states_folder(Path(chain.log_file), chain.port), ignore_errors=True)
     info.unlink(missing_ok=True)
     return chain
 
@@ -186,6 +198,9 @@ def terminate(pid: int, *, timeout: float = 10) -> None:
             deadline = time.monotonic() + timeout
         time.sleep(0.02)
     _launched.pop(pid, None)
+    states = _states.pop(pid, None)
+    if states is not None:
+        shutil.rmtree(states, ignore_errors=True)
 
 
 def _signal(pid: int, sig: int) -> None:
