@@ -186,5 +186,6 @@ fn meterroot_keccak(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sorted_order, m)?)?;
     m.add_function(wrap_pyfunction!(standard_tree, m)?)?;
     m.add_function(wrap_pyfunction!(standard_dump_json, m)?)?;
+    m.add_class::<dump::SettlementDump>()?;
     Ok(())
 }
