@@ -86,3 +86,17 @@ def test_written_chunks_are_the_file_and_a_failed_write_leaves_nothing(tmp_path)
     with pytest.raises(RuntimeError):
         atomic.write_chunks(target, broken())
     assert target.read_bytes() == b"ab" + b"c" * 100_000 + b"\n"
+
+
+def test_a_large_batch_read_and_hashed_in_overlapped_runs_equals_its_pieces():
+    rng = random.Random(11)
+    consumers, payees, amounts = _batch(11, 150_001)
+    consumers = sorted(rng.choice(consumers[:40_000]) for _ in consumers)  # runs of one consumer
+    whole = settlement_leaf_hash_block(31337, REGISTRY, 3, consumers, payees, amounts)
+    pieces = b"".join(settlement_leaf_hash_block(31337, REGISTRY, 3, consumers[i:i + 10_000],
+                                                 payees[i:i + 10_000], amounts[i:i + 10_000])
+                      for i in range(0, len(consumers), 10_000))
+    assert whole == pieces
+    payees[140_000] = "0x1234"
+    with pytest.raises(ValueError, match="payee '0x1234' is not a 0x-prefixed 20-byte address"):
+        settlement_leaf_hash_block(31337, REGISTRY, 3, consumers, payees, amounts)
