@@ -9,10 +9,9 @@ Equality with the JS library is proven in tests/unit/test_merkle_vs_openzeppelin
 """
 from __future__ import annotations
 
-import gc
 import json
-from contextlib import contextmanager
-from itertools import repeat
+from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -23,6 +22,9 @@ from settlement.errors import InvalidTree
 from settlement.keccak import extension, keccak256, merkle_nodes, standard_leaf_hashes, standard_tree
 
 FORMAT = "standard-v1"
+
+DUMP_CHUNK = 8 << 20
+"""Bytes of a dump_chunks piece: large enough that a write call costs little per byte."""
 
 SETTLEMENT_LEAF_ENCODING = ("uint256", "address", "uint64", "address", "address", "uint256")
 """values = [chainId, registry, batch, consumer, payee, cumulativeAmount] (SPEC §5)."""
@@ -104,27 +106,47 @@ def settlement_leaf_hashes(
     return [block[i:i + 32] for i in range(0, len(block), 32)]
 
 
-@contextmanager
-def _collector_paused():
-    """Python's cyclic garbage collector off for a bulk build of acyclic containers (and back
-    as it was): each new list counts toward collections that walk every list made so far."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+class SettlementValues(Sequence):
+    """The leaf values of one batch, `[chainId, registry, batch, consumer, payee, cumulative]`
+    with integers as decimal strings, read from the batch's columns: value i is made when it is
+    read (a million small lists cost more to make than the tree's hashes), and the dump reads
+    the columns directly (StandardMerkleTree.dump_chunks)."""
+
+    __slots__ = ("chain_id", "registry", "batch", "consumers", "payees", "amounts")
+
+    def __init__(self, chain_id: int, registry: str, batch: int, consumers: Sequence[str],
+                 payees: Sequence[str], amounts: Sequence[int]):
+        if not len(consumers) == len(payees) == len(amounts):
+            raise ValueError(f"{len(consumers)} consumers, {len(payees)} payees and {len(amounts)} "
+                             "amounts: a leaf needs one of each")
+        self.chain_id, self.registry, self.batch = str(chain_id), registry, str(batch)
+        self.consumers, self.payees, self.amounts = _as_list(consumers), _as_list(payees), _as_list(amounts)
+
+    def __len__(self) -> int:
+        return len(self.consumers)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return [self.chain_id, self.registry, self.batch, self.consumers[index], self.payees[index],
+                str(self.amounts[index])]
+
+    def __eq__(self, other):
+        if not isinstance(other, (SettlementValues, list, tuple)):
+            return NotImplemented
+        return len(self) == len(other) and all(mine == list(theirs) for mine, theirs in zip(self, other))
+
+    def __reduce__(self):
+        return (SettlementValues, (self.chain_id, self.registry, self.batch, self.consumers, self.payees,
+                                   self.amounts))
 
 
 def settlement_values(chain_id: int, registry: str, batch: int, consumers: Sequence[str],
-                      payees: Sequence[str], amounts: Sequence[int]) -> list[list[str]]:
+                      payees: Sequence[str], amounts: Sequence[int]) -> SettlementValues:
     """The leaf values of one batch as they stand in the dump, `[chainId, registry, batch,
     consumer, payee, cumulative]` with integers as decimal strings; addresses as given (the
     batch's are EIP-55 already, see settlement_value)."""
-    shared = repeat(str(chain_id)), repeat(registry), repeat(str(batch))
-    with _collector_paused():
-        return list(map(list, zip(*shared, consumers, payees, map(str, amounts))))
+    return SettlementValues(chain_id, registry, batch, consumers, payees, amounts)
 
 
 class Nodes(Sequence):
@@ -205,7 +227,8 @@ class StandardMerkleTree:
         if not flat:
             raise InvalidTree(_NO_LEAVES)
         nodes, tree_indices = standard_tree(flat)
-        return cls(Nodes(nodes), _as_list(values), tree_indices.tolist(), leaf_encoding)
+        values = values if isinstance(values, SettlementValues) else _as_list(values)
+        return cls(Nodes(nodes), values, tree_indices.tolist(), leaf_encoding)
 
     @property
     def root(self) -> bytes:
@@ -264,13 +287,32 @@ class StandardMerkleTree:
         native = extension()
         nodes = self._node_bytes()
         if native is not None and nodes is not None:
-            head = json.dumps({"format": FORMAT, "leafEncoding": list(self.leaf_encoding)},
-                              separators=(",", ":"), ensure_ascii=True)[:-1]
-            dump = native.standard_dump_json(head.encode(), nodes, _as_list(self.values),
+            if isinstance(self.values, SettlementValues):
+                return b"".join(self.dump_chunks())
+            dump = native.standard_dump_json(self._dump_head(), nodes, _as_list(self.values),
                                              _as_list(self.tree_indices))
             if dump is not None:
                 return dump
         return json.dumps(self.dump(), separators=(",", ":"), ensure_ascii=True).encode()
+
+    def dump_chunks(self, chunk: int = DUMP_CHUNK) -> Iterator[bytes]:
+        """dump_json() in pieces of about `chunk` bytes, so a writer can put one in its file while
+        the next is made; a settlement tree's values are read from their columns as they go."""
+        native = extension()
+        nodes = self._node_bytes()
+        if native is None or nodes is None or not isinstance(self.values, SettlementValues):
+            yield self.dump_json()
+            return
+        v = self.values
+        shared = json.dumps([v.chain_id, v.registry, v.batch], separators=(",", ":"), ensure_ascii=True)
+        yield from native.SettlementDump(
+            self._dump_head(), nodes, ('{"value":[' + shared[1:-1] + ",").encode(), v.consumers, v.payees,
+            v.amounts, _as_list(self.tree_indices), encode_basestring_ascii, chunk)
+
+    def _dump_head(self) -> bytes:
+        """The dump's text up to its tree: `{"format":…,"leafEncoding":[…]`."""
+        return json.dumps({"format": FORMAT, "leafEncoding": list(self.leaf_encoding)},
+                          separators=(",", ":"), ensure_ascii=True)[:-1].encode()
 
     def _node_bytes(self) -> bytes | None:
         """The nodes as one byte string, or None when one is not 32 bytes (a loaded dump's)."""

@@ -8,6 +8,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
+from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,6 +58,28 @@ def _replace(path: Path, write) -> None:
 
 def write_bytes(path: Path, data: bytes) -> None:
     _replace(Path(path), lambda handle: handle.write(data))
+
+
+def write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """The concatenation of `chunks`, written as they come (a dump of hundreds of megabytes is
+    never whole in memory). Each written chunk is handed to the disk at once (POSIX_FADV_DONTNEED
+    starts its writeback and drops the pages once clean), so the disk writes while the next
+    chunk is made and the final fsync waits only for the last ones."""
+    def write(handle) -> None:
+        handle.flush()
+        fd, at = handle.fileno(), handle.tell()
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+            if _ADVISE:
+                os.posix_fadvise(fd, at, len(chunk), os.POSIX_FADV_DONTNEED)
+            at += len(chunk)
+        handle.seek(at)
+    _replace(Path(path), write)
+
+
+_ADVISE = hasattr(os, "posix_fadvise")
 
 
 def dumps_json(data) -> bytes:

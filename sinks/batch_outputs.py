@@ -7,6 +7,7 @@ the quarantine of a run that may append no batch) goes to OUT/.staging for the d
 writes the manifest, run.json and, last, the ledger head."""
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,7 +77,7 @@ def write_batch_files(settled: SettledBatch, out: Path, staging: Path | None = N
     b = settled.batch
     atomic.write_parquet(layout.lines_path(out, b), settled.lines, dictionary=REPEATED_LINE_COLUMNS)
     if settled.tree is not None:
-        atomic.write_bytes(layout.tree_path(out, b), settled.tree.dump_json() + b"\n")
+        atomic.write_chunks(layout.tree_path(out, b), chain(settled.tree.dump_chunks(), [b"\n"]))
         atomic.write_parquet(layout.leaves_path(out, b), leaves_table(settled),
                              dictionary=["batch", "payee", "chain_id", "registry"])
     atomic.write_parquet(layout.quantities_path(out, b), settled.quantities_after,

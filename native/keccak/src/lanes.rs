@@ -4,7 +4,10 @@
 
 use crate::keccak;
 
-const RATE: usize = 136;
+pub(crate) const RATE: usize = 136;
+
+/// A keccak-f[1600] state, lane (x, y) at 5y + x, little-endian words.
+pub(crate) type State = [u64; 25];
 
 const ROUND_CONSTANTS: [u64; 24] = [
     0x0000000000000001, 0x0000000000008082, 0x800000000000808a, 0x8000000080008000,
@@ -20,7 +23,7 @@ const PI: [usize; 24] = [10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{PI, RATE, RHO, ROUND_CONSTANTS};
+    use super::{State, PI, RATE, RHO, ROUND_CONSTANTS};
     use std::arch::x86_64::*;
 
     #[inline]
@@ -108,6 +111,43 @@ mod avx2 {
             }
         }
     }
+
+    /// The states after absorbing one block (RATE bytes) of each of four messages.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn absorb_first_x4(blocks: [&[u8]; 4], out: &mut [State; 4]) {
+        let mut state = [_mm256_setzero_si256(); 25];
+        absorb(&mut state, blocks);
+        for (i, lane) in state.iter().enumerate() {
+            let mut words = [0u64; 4];
+            // SAFETY: an unaligned store of 32 bytes into a [u64; 4].
+            unsafe { _mm256_storeu_si256(words.as_mut_ptr().cast(), *lane) };
+            for (k, state) in out.iter_mut().enumerate() {
+                state[i] = words[k];
+            }
+        }
+    }
+
+    /// keccak256 of four messages whose first block is absorbed in `states` and whose last
+    /// blocks, padded, are `last` (4 × 32 bytes into `out`).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn finish_x4(states: [&State; 4], last: &[[u8; RATE]; 4], out: &mut [u8]) {
+        let mut state = [_mm256_setzero_si256(); 25];
+        for (i, lane) in state.iter_mut().enumerate() {
+            *lane = _mm256_set_epi64x(states[3][i] as i64, states[2][i] as i64, states[1][i] as i64,
+                                      states[0][i] as i64);
+        }
+        absorb(&mut state, [&last[0], &last[1], &last[2], &last[3]]);
+        let mut lanes = [[0u64; 4]; 4];
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            // SAFETY: an unaligned store of 32 bytes into a [u64; 4].
+            unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast(), state[i]) };
+        }
+        for (k, digest) in out.chunks_exact_mut(32).enumerate() {
+            for i in 0..4 {
+                digest[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
+            }
+        }
+    }
 }
 
 fn wide() -> bool {
@@ -150,5 +190,52 @@ pub(crate) fn keccak_each(out: &mut [u8], len: usize, mut message: impl FnMut(us
         message(i, &mut scratch[..len]);
         keccak(&scratch[..len], digest);
         i += 1;
+    }
+}
+
+fn xor_block(state: &mut State, block: &[u8]) {
+    for (lane, word) in state.iter_mut().zip(block.chunks_exact(8)) {
+        *lane ^= u64::from_le_bytes(word.try_into().unwrap());
+    }
+}
+
+/// The states after absorbing the first block (RATE bytes) of each of four messages, so
+/// messages that share it hash on from there (keccak absorbs block by block).
+pub(crate) fn absorb_first_x4(blocks: [&[u8]; 4], out: &mut [State; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2::absorb_first_x4(blocks, out) };
+    }
+    for (state, block) in out.iter_mut().zip(blocks) {
+        *state = [0; 25];
+        xor_block(state, &block[..RATE]);
+        tiny_keccak::keccakf(state);
+    }
+}
+
+/// keccak256 of four messages of one length whose first RATE bytes are absorbed in `states`
+/// and whose rest (under RATE bytes each) is `tails`: 4 × 32 bytes into `out`.
+pub(crate) fn finish_x4(states: [&State; 4], tails: [&[u8]; 4], out: &mut [u8]) {
+    let len = tails[0].len();
+    assert!(len < RATE && tails.iter().all(|t| t.len() == len), "tails of one length under a block");
+    let mut last = [[0u8; RATE]; 4];
+    for (block, tail) in last.iter_mut().zip(tails) {
+        block[..len].copy_from_slice(tail);
+        block[len] ^= 0x01; // keccak's padding (not SHA-3's 0x06)
+        block[RATE - 1] ^= 0x80;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2::finish_x4(states, &last, out) };
+    }
+    for ((state, block), digest) in states.into_iter().zip(&last).zip(out.chunks_exact_mut(32)) {
+        let mut state = *state;
+        xor_block(&mut state, block);
+        tiny_keccak::keccakf(&mut state);
+        for (word, lane) in digest.chunks_exact_mut(8).zip(state) {
+            word.copy_from_slice(&lane.to_le_bytes());
+        }
     }
 }

@@ -113,8 +113,7 @@ fn settlement_leaf_hashes<'py>(
     let prefix: &[u8; leaves::PREFIX] = prefix.try_into().map_err(|_| {
         PyValueError::new_err(format!("the shared leaf words are {} bytes, not {}", prefix.len(), leaves::PREFIX))
     })?;
-    let fields = leaves::fields(consumers, payees, amounts)?;
-    let out = py.allow_threads(|| leaves::settlement_hashes(prefix, &fields));
+    let out = leaves::read_and_hash(py, prefix, consumers, payees, amounts)?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -186,5 +185,6 @@ fn meterroot_keccak(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sorted_order, m)?)?;
     m.add_function(wrap_pyfunction!(standard_tree, m)?)?;
     m.add_function(wrap_pyfunction!(standard_dump_json, m)?)?;
+    m.add_class::<dump::SettlementDump>()?;
     Ok(())
 }
