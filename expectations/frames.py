@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from eth_utils import to_checksum_address
+from settlement.addresses import to_checksum_address
 
 from expectations.outputs import read_manifest, read_tree
 from expectations.prefilter import SqlTable
