@@ -94,6 +94,11 @@ def sql_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = No
         table = con.sql(sql, params=params or None).to_arrow_table()
     except duckdb.Error as exc:
         raise InvalidInput(f"cannot read the output files: {exc}") from None
+    return arrow_frame(table)
+
+
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table in pandas as sql_frame makes it."""
     decimals = [f.name for f in table.schema if pa.types.is_decimal(f.type)]
     frame = table.drop_columns(decimals).to_pandas(integer_object_nulls=True)
     for name in decimals:

@@ -46,8 +46,8 @@ class Compiled:
     """One expectation in SQL."""
     suspect: str
     """Predicate over a row: true for every row the expectation could report (and maybe more)."""
-    window: str | None = None
-    """A window column the predicate reads, `expr AS name`, or None."""
+    keys: str | None = None
+    """A CTE over the table `t` the predicate reads, `name AS (SELECT ...)`, or None."""
     missing: str | None = None
     """Predicate: the row counts as missing for GX (element_count - nonnull_count), or None when
     GX reports no missing count for this expectation."""
@@ -150,36 +150,38 @@ def compile_expectation(config, types: dict[str, str], position: int) -> Compile
         if not columns or any(c not in types for c in columns) or kwargs.get(
                 "ignore_row_if", "all_values_are_missing") != "all_values_are_missing":
             return Compiled(EVERY_ROW)
-        quoted = [_quote(c) for c in columns]
-        name = f"__rows_of_key_{position}"
-        return Compiled(f"({name} > 1 OR {' OR '.join(f'{c} IS NULL' for c in quoted)})",
-                        window=f"count(*) OVER (PARTITION BY {', '.join(quoted)}) AS {name}",
-                        missing="(" + " AND ".join(f"{c} IS NULL" for c in quoted) + ")")
+        quoted = ", ".join(_quote(c) for c in columns)
+        name = f"__repeated_keys_{position}"
+        return Compiled(f"(({quoted}) IN (SELECT * FROM {name}) OR "
+                        f"{' OR '.join(f'{_quote(c)} IS NULL' for c in columns)})",
+                        keys=f"{name} AS (SELECT {quoted} FROM t GROUP BY ALL HAVING count(*) > 1)",
+                        missing="(" + " AND ".join(f"{_quote(c)} IS NULL" for c in columns) + ")")
     return Compiled(EVERY_ROW, missing=missing)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What DuckDB computes for one suite over one table."""
-    suspects_sql: str
-    """The rows GX must see, in the frame's order."""
-    counts_sql: str
-    """One row: the table's row count, then each expectation's missing count (NULL where GX
-    reports none)."""
+POSITION = "__position"
+ROWS = "__rows"
 
 
-def plan(table: SqlTable, configs: list, types: dict[str, str]) -> Plan:
+def missing_column(position: int) -> str:
+    return f"__missing_{position}"
+
+
+def plan(table: SqlTable, configs: list, types: dict[str, str]) -> str:
+    """One query over the table, computed once: the rows GX must see, numbered in the frame's
+    order (POSITION), then one row of ROWS (the table's row count) and each expectation's
+    missing count (missing_column(i), NULL where GX reports none)."""
     compiled = [compile_expectation(c, types, i) for i, c in enumerate(configs)]
-    windows = [c.window for c in compiled if c.window]
     picked = " OR ".join(f"({c.suspect})" for c in compiled) or "FALSE"
-    helper_names = [w.rsplit(" AS ", 1)[1] for w in windows]
-    inner = f"SELECT *{''.join(', ' + w for w in windows)} FROM ({table.sql}) AS t"
-    exclude = f" EXCLUDE ({', '.join(helper_names)})" if helper_names else ""
-    suspects = (f"SELECT *{exclude} FROM ({inner}) AS w WHERE coalesce({picked}, TRUE) "
-                f"ORDER BY {table.order_by}")
-    missing = [f"count(*) FILTER (WHERE {c.missing})" if c.missing else "NULL" for c in compiled]
-    counts = f"SELECT count(*){''.join(', ' + m for m in missing)} FROM ({table.sql}) AS t"
-    return Plan(suspects, counts)
+    order = ", ".join(_quote(c) for c in types) if table.order_by == "ALL" else table.order_by
+    ctes = [f"t AS MATERIALIZED ({table.sql})", *(c.keys for c in compiled if c.keys)]
+    missing = "".join(f", count(*) FILTER (WHERE {c.missing}) AS {missing_column(i)}"
+                      for i, c in enumerate(compiled) if c.missing)
+    return (f"WITH {', '.join(ctes)}, "
+            f"picked AS (SELECT *, row_number() OVER (ORDER BY {order}) AS {POSITION} FROM t "
+            f"WHERE coalesce({picked}, TRUE)), "
+            f"counts AS (SELECT count(*) AS {ROWS}{missing} FROM t) "
+            f"SELECT * FROM picked UNION ALL BY NAME SELECT * FROM counts ORDER BY {POSITION} NULLS LAST")
 
 
 def restate_counts(result: dict, element_count: int, missing_count: int | None) -> None:

@@ -22,14 +22,14 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.validator.validator import calc_validation_statistics
 
 from expectations.availability import availability_suite_runs
-from expectations.frames import batch_frames, sql_frame
-from expectations.prefilter import TABLE_LEVEL, SqlTable, plan, restate_counts
+from expectations.frames import arrow_frame, batch_frames, sql_frame
+from expectations.prefilter import ROWS, TABLE_LEVEL, SqlTable, missing_column, plan, restate_counts
 from expectations.outputs import batch_numbers, recorded_tariff, require_batches
 from sinks.atomic import write_bytes
 from sinks.validation_records import (ValidationRecord, batch_digests, manifest_digest, quality_dir,
                                       read_record, stale_files, write_record)
 from expectations.suites import DEFAULT_MAX_QUARANTINE_SHARE, SUITE_NAMES, suite_runs
-from settlement.errors import InvalidInput, MeterrootError, UsageError
+from settlement.errors import MeterrootError, UsageError
 from sinks.atomic import crash_point
 from sinks.catalog import build_catalog, check_output_dir, connect
 
@@ -174,11 +174,15 @@ def _run_suite(context, con, run, definition, validation, run_id: RunIdentifier,
     if prefilter:
         try:
             relation = con.sql(f"SELECT * FROM ({table.sql}) AS t LIMIT 0", params=table.params or None)
-            the_plan = plan(table, configs, dict(zip(relation.columns, map(str, relation.types))))
-            counts = con.sql(the_plan.counts_sql, params=table.params or None).fetchall()[0]
-            frame = sql_frame(con, the_plan.suspects_sql, table.params)
-        except (duckdb.Error, InvalidInput):  # e.g. a value SQL cannot compare: GX sees every row
-            counts, frame = None, None
+            names = relation.columns
+            query = plan(table, configs, dict(zip(names, map(str, relation.types))))
+            both = con.sql(query, params=table.params or None).to_arrow_table()
+        except duckdb.Error:  # e.g. a value SQL cannot compare: GX sees every row
+            both = None
+        if both is not None:
+            last = both.slice(both.num_rows - 1).to_pylist()[0]
+            counts = [last[ROWS]] + [last.get(missing_column(i)) for i in range(len(configs))]
+            frame = arrow_frame(both.slice(0, both.num_rows - 1).select(names))
     if frame is None:
         frame = sql_frame(con, every_row, table.params)
     result = validation.run(batch_parameters={"dataframe": frame}, result_format=_result_format(run),

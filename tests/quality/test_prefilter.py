@@ -50,12 +50,12 @@ def _same_as_every_row(monkeypatch, out, tmp_path):
 
 def test_good_output_gives_gx_results_of_every_row(good_output, tmp_path, monkeypatch):
     frames = []
-    sql_frame = runner.sql_frame
-    monkeypatch.setattr(runner, "sql_frame", lambda *a: frames.append(sql_frame(*a)) or frames[-1])
+    arrow_frame = runner.arrow_frame
+    monkeypatch.setattr(runner, "arrow_frame", lambda table: frames.append(arrow_frame(table)) or frames[-1])
     report = _same_as_every_row(monkeypatch, good_output, tmp_path)
     assert report.success
-    picked = frames[:len(frames) // 2]  # the prefiltered run comes first
-    assert picked and all(len(f) == 0 for f in picked), "a good table hands GX no row"
+    # the prefiltered run: events and lines of batches 1 and 2, none handing GX a row
+    assert len(frames) == 4 and all(len(f) == 0 for f in frames)
 
 
 def test_broken_events_and_lines_give_gx_results_of_every_row(good_output, tmp_path, monkeypatch):
