@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from eth_utils import to_checksum_address
+from settlement.addresses import to_checksum_address
 
 from expectations.outputs import read_manifest, read_tree
+from expectations.prefilter import SqlTable
 from settlement.errors import InvalidInput
 from settlement.merkle import (SETTLEMENT_LEAF_ENCODING, build_tree, hash_leaf,
                                settlement_leaf_hashes)
@@ -45,9 +46,9 @@ class BatchFrames:
     """OUT/batches/<B>/manifest.json as read."""
     tariff: Tariff
     """The tariff the batch is checked against."""
-    events: pd.DataFrame
+    events: SqlTable
     """Accepted events of the batch, with checksum, epoch and tariff check columns."""
-    lines: pd.DataFrame
+    lines: SqlTable
     """Settlement lines full-outer-joined with the event quantity of each line key."""
     batch_row: pd.DataFrame
     """One row: the manifest's figures beside the same figures recomputed from the files."""
@@ -93,6 +94,11 @@ def sql_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = No
         table = con.sql(sql, params=params or None).to_arrow_table()
     except duckdb.Error as exc:
         raise InvalidInput(f"cannot read the output files: {exc}") from None
+    return arrow_frame(table)
+
+
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table in pandas as sql_frame makes it."""
     decimals = [f.name for f in table.schema if pa.types.is_decimal(f.type)]
     frame = table.drop_columns(decimals).to_pandas(integer_object_nulls=True)
     for name in decimals:
@@ -113,10 +119,19 @@ def _missing_fields_sql(columns, prefix: str = "") -> str:
     return f"nullif(concat_ws(',', {cases}), '')"
 
 
-def _checksum_column(series: pd.Series) -> pd.Series:
-    """EIP-55 form of every value, computed once per distinct value."""
-    forms = {value: checksum_or_none(value) for value in pd.unique(series) if isinstance(value, str)}
-    return series.map(forms).astype(object)
+def _load_checksums(con, batch: int) -> None:
+    """TEMP TABLE eip55_forms: the EIP-55 form (NULL when not an address) of every distinct
+    provider, consumer and contract of the batch's events, computed once per value."""
+    distinct = con.sql(" UNION ".join(f"SELECT DISTINCT {c} AS address FROM events WHERE batch = $batch"
+                                      for c in EVENT_ADDRESS_COLUMNS), params={"batch": batch}).fetchall()
+    addresses = [a for (a,) in distinct if a is not None]
+    forms = pa.table({"address": pa.array(addresses, pa.string()),
+                      "eip55": pa.array([checksum_or_none(a) for a in addresses], pa.string())})
+    con.register("eip55_source", forms)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE eip55_forms AS SELECT * FROM eip55_source")
+    finally:
+        con.unregister("eip55_source")
 
 
 def _load_priced_pairs(con, tariff: Tariff) -> None:
@@ -124,9 +139,19 @@ def _load_priced_pairs(con, tariff: Tariff) -> None:
     con.executemany("INSERT INTO tariff_prices VALUES (?, ?)", [(r.contract, r.unit) for r in tariff.prices])
 
 
-def events_frame(con, batch: int, tariff: Tariff) -> pd.DataFrame:
+def _checked(con, what: str, load) -> None:
+    try:
+        load()
+    except duckdb.Error as exc:
+        raise InvalidInput(f"cannot read the output files ({what}): {exc}") from None
+
+
+def events_table(con, batch: int, tariff: Tariff) -> SqlTable:
     _load_priced_pairs(con, tariff)
-    frame = sql_frame(con, f"""
+    _checked(con, "events", lambda: _load_checksums(con, batch))
+    forms = "".join(f" LEFT JOIN eip55_forms AS {c}_form ON {c}_form.address = these.{c}"
+                    for c in EVENT_ADDRESS_COLUMNS)
+    return SqlTable(f"""
         WITH these AS (SELECT * FROM events WHERE batch = $batch),
              earlier AS (SELECT provider, event_id, min(batch) AS settled_in_batch
                          FROM events WHERE batch < $batch GROUP BY provider, event_id)
@@ -134,18 +159,16 @@ def events_frame(con, batch: int, tariff: Tariff) -> pd.DataFrame:
                {_missing_fields_sql(EVENT_REQUIRED, "these.")} AS missing_fields,
                these.timestamp_ms // $epoch_ms AS timestamp_epoch,
                EXISTS (SELECT 1 FROM tariff_prices t
-                       WHERE t.unit = these.unit AND t.contract IN (these.contract, '*')) AS priced_by_tariff
-        FROM these LEFT JOIN earlier USING (provider, event_id)
-        ORDER BY provider, event_id""", {"batch": batch, "epoch_ms": 1000 * tariff.epoch_seconds})
-    for column in EVENT_ADDRESS_COLUMNS:
-        frame[f"{column}_eip55"] = _checksum_column(frame[column])
-    return frame
+                       WHERE t.unit = these.unit AND t.contract IN (these.contract, '*')) AS priced_by_tariff,
+               {", ".join(f"{c}_form.eip55 AS {c}_eip55" for c in EVENT_ADDRESS_COLUMNS)}
+        FROM these LEFT JOIN earlier USING (provider, event_id){forms}""",
+        "provider, event_id", {"batch": batch, "epoch_ms": 1000 * tariff.epoch_seconds})
 
 
-def lines_frame(con, batch: int, tariff: Tariff) -> pd.DataFrame:
+def lines_table(con, batch: int, tariff: Tariff) -> SqlTable:
     # expected fee = amount * bps // 10000 (floor: the provider keeps the fraction, SPEC §4 step 3),
     # written as (a // 10000) * bps + (a % 10000) * bps // 10000 so no product leaves 128 bits
-    return sql_frame(con, f"""
+    return SqlTable(f"""
         WITH lines AS (SELECT * FROM settlement_lines WHERE batch = $batch),
              used AS (SELECT epoch, consumer, contract, provider, unit,
                              CAST(sum(quantity) AS DECIMAL(38,0)) AS event_quantity
@@ -170,8 +193,7 @@ def lines_frame(con, batch: int, tariff: Tariff) -> pd.DataFrame:
                amount - CAST(protocol_fee_wei AS HUGEINT) - CAST(provider_wei AS HUGEINT) AS split_difference_wei,
                (amount // 10000) * $bps + ((amount % 10000) * $bps) // 10000 AS expected_protocol_fee_wei,
                concat_ws('/', epoch, consumer, contract, provider, unit) AS line
-        FROM joined
-        ORDER BY ALL""", {"batch": batch, "bps": tariff.protocol_fee_bps})
+        FROM joined""", "ALL", {"batch": batch, "bps": tariff.protocol_fee_bps})
 
 
 EMPTY_TREE_ROOT = "0x" + "00" * 32
@@ -303,8 +325,8 @@ def batch_frames(con, out_dir: Path, batch: int, tariff: Tariff) -> BatchFrames:
         batch=batch,
         manifest=manifest,
         tariff=tariff,
-        events=events_frame(con, batch, tariff),
-        lines=lines_frame(con, batch, tariff),
+        events=events_table(con, batch, tariff),
+        lines=lines_table(con, batch, tariff),
         batch_row=batch_row_frame(con, batch, manifest, tree, tariff),
         input_counts=input_counts_frame(manifest),
         payables=payables_frame(con, batch, tree, tariff),

@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
 import great_expectations as gx
+import pandas as pd
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.validator.validator import calc_validation_statistics
 
 from expectations.availability import availability_suite_runs
-from expectations.frames import batch_frames
+from expectations.frames import arrow_frame, batch_frames, sql_frame
+from expectations.prefilter import ROWS, TABLE_LEVEL, SqlTable, missing_column, plan, restate_counts
 from expectations.outputs import batch_numbers, recorded_tariff, require_batches
 from sinks.atomic import write_bytes
 from sinks.validation_records import (ValidationRecord, batch_digests, manifest_digest, quality_dir,
@@ -150,7 +154,65 @@ def _install_docs(built: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def validate_batch(con, out_dir: Path, batch: int, tariff, max_quarantine_share: float) -> BatchValidation:
+def _result_format(run) -> dict:
+    return {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED,
+            "unexpected_index_column_names": list(run.index_columns)}
+
+
+def _run_suite(context, con, run, definition, validation, run_id: RunIdentifier, prefilter: bool):
+    """GX's result of one suite, stored in the context for Data Docs. A pandas frame goes to GX
+    as it is; a `SqlTable` through expectations/prefilter.py: GX sees only the rows DuckDB picks
+    as possibly unexpected, and the whole table's counts are restated (prefilter=False gives GX
+    every row, the reference the tests compare with)."""
+    if not isinstance(run.frame, SqlTable):
+        return validation.run(batch_parameters={"dataframe": run.frame}, result_format=_result_format(run),
+                              run_id=run_id)
+    table = run.frame
+    configs = [e.configuration for e in run.suite.expectations]
+    every_row = f"SELECT * FROM ({table.sql}) AS t ORDER BY {table.order_by}"
+    counts, frame = None, None
+    if prefilter:
+        try:
+            relation = con.sql(f"SELECT * FROM ({table.sql}) AS t LIMIT 0", params=table.params or None)
+            names = relation.columns
+            query = plan(table, configs, dict(zip(names, map(str, relation.types))))
+            both = con.sql(query, params=table.params or None).to_arrow_table()
+        except duckdb.Error:  # e.g. a value SQL cannot compare: GX sees every row
+            both = None
+        if both is not None:
+            last = both.slice(both.num_rows - 1).to_pylist()[0]
+            counts = [last[ROWS]] + [last.get(missing_column(i)) for i in range(len(configs))]
+            frame = arrow_frame(both.slice(0, both.num_rows - 1).select(names))
+    if frame is None:
+        frame = sql_frame(con, every_row, table.params)
+    result = validation.run(batch_parameters={"dataframe": frame}, result_format=_result_format(run),
+                            run_id=run_id)
+    if counts is None:
+        return result
+    rows = counts[0]
+    whole = definition.get_batch(batch_parameters={"dataframe": pd.DataFrame(index=pd.RangeIndex(rows))})
+    for position, (config, outcome) in enumerate(zip(configs, result.results)):
+        if config.type in TABLE_LEVEL:
+            again = whole.validate(run.suite.expectations[position], result_format=_result_format(run))
+            outcome.success, outcome.result = again.success, again.result
+            outcome.exception_info = again.exception_info
+        else:
+            restate_counts(outcome.result, rows, counts[1 + position])
+    statistics = calc_validation_statistics(result.results)
+    result.success = statistics.success
+    result.statistics.update(evaluated_expectations=statistics.evaluated_expectations,
+                             successful_expectations=statistics.successful_expectations,
+                             unsuccessful_expectations=statistics.unsuccessful_expectations,
+                             success_percent=statistics.success_percent)
+    store = context.validation_results_store
+    for key in store.list_keys():
+        if key.expectation_suite_identifier.name == run.suite.name and key.run_id == run_id:
+            store.set(key, result)
+    return result
+
+
+def validate_batch(con, out_dir: Path, batch: int, tariff, max_quarantine_share: float, *,
+                   prefilter: bool = True) -> BatchValidation:
     """Run every suite on one batch, build its Data Docs and record the outcome."""
     runs = suite_runs(batch_frames(con, out_dir, batch, tariff), max_quarantine_share)
     runs += availability_suite_runs(con, out_dir, batch)  # SPEC §14: only where probes were settled
@@ -168,12 +230,8 @@ def validate_batch(con, out_dir: Path, batch: int, tariff, max_quarantine_share:
             definition = source.add_dataframe_asset(run.suite.name).add_batch_definition_whole_dataframe("all")
             validation = context.validation_definitions.add(
                 gx.ValidationDefinition(name=f"batch {batch} {run.suite.name}", data=definition, suite=suite))
-            result = validation.run(
-                batch_parameters={"dataframe": run.frame},
-                result_format={"result_format": "SUMMARY",
-                               "partial_unexpected_count": PARTIAL_UNEXPECTED,
-                               "unexpected_index_column_names": list(run.index_columns)},
-                run_id=RunIdentifier(run_name=f"batch-{batch}", run_time=now))
+            result = _run_suite(context, con, run, definition, validation,
+                                RunIdentifier(run_name=f"batch-{batch}", run_time=now), prefilter)
             suites[run.suite.name] = bool(result.success)
             failures += [_failure(run.suite.name, r) for r in result.results if not r.success]
         context.build_data_docs(site_names=[DOCS_SITE])
@@ -232,12 +290,14 @@ def _write_index(out_dir: Path) -> None:
 
 def validate_output(out_dir: Path, batches: list[int] | None = None,
                     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE, *,
-                    tariff: Path | None = None, revalidate: bool = False) -> ValidationReport:
+                    tariff: Path | None = None, revalidate: bool = False,
+                    prefilter: bool = True) -> ValidationReport:
     """Validate batches of `out_dir` and record each outcome in OUT/quality/<B>/validation.json.
 
     batches: those to validate; None = every batch without a passing record for its current
     manifest (all of them with revalidate=True). tariff: check against this tariff file instead
-    of the one the run recorded (OUT/ledger/tariff.json). Never raises for a failed expectation:
+    of the one the run recorded (OUT/ledger/tariff.json). prefilter=False: GX checks every row of
+    the large tables itself (the slow reference; see `_run_suite`). Never raises for a failed expectation:
     see `ValidationReport.success`. Raises UsageError for a missing batch or unreadable output.
     """
     if not 0 <= max_quarantine_share <= 1:
@@ -251,7 +311,8 @@ def validate_output(out_dir: Path, batches: list[int] | None = None,
     tariff_used = recorded_tariff(out_dir, tariff)
     con = connect(out_dir)
     try:
-        outcomes = tuple(validate_batch(con, out_dir, batch, tariff_used, max_quarantine_share)
+        outcomes = tuple(validate_batch(con, out_dir, batch, tariff_used, max_quarantine_share,
+                                        prefilter=prefilter)
                          for batch in selected)
     finally:
         con.close()
