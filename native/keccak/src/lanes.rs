@@ -84,6 +84,22 @@ mod avx2 {
         keccak_f(state);
     }
 
+    /// The four 32-byte digests of the four lanes of `state` into `out`, message by message.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn squeeze(state: &[__m256i; 25], out: &mut [u8]) {
+        let mut lanes = [[0u64; 4]; 4];
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            // SAFETY: an unaligned store of 32 bytes into a [u64; 4].
+            unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast(), state[i]) };
+        }
+        for (k, digest) in out.chunks_exact_mut(32).enumerate() {
+            for i in 0..4 {
+                digest[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
+            }
+        }
+    }
+
     /// keccak256 of the four messages (of one length) into `out` (4 × 32 bytes).
     #[target_feature(enable = "avx2")]
     pub(super) fn keccak256_x4(messages: [&[u8]; 4], out: &mut [u8]) {
@@ -100,16 +116,7 @@ mod avx2 {
             block[RATE - 1] ^= 0x80;
         }
         absorb(&mut state, [&last[0], &last[1], &last[2], &last[3]]);
-        let mut lanes = [[0u64; 4]; 4];
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            // SAFETY: an unaligned store of 32 bytes into a [u64; 4].
-            unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast(), state[i]) };
-        }
-        for (k, digest) in out.chunks_exact_mut(32).enumerate() {
-            for i in 0..4 {
-                digest[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
-            }
-        }
+        squeeze(&state, out);
     }
 
     /// The states after absorbing one block (RATE bytes) of each of four messages.
@@ -137,16 +144,7 @@ mod avx2 {
                                       states[0][i] as i64);
         }
         absorb(&mut state, [&last[0], &last[1], &last[2], &last[3]]);
-        let mut lanes = [[0u64; 4]; 4];
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            // SAFETY: an unaligned store of 32 bytes into a [u64; 4].
-            unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast(), state[i]) };
-        }
-        for (k, digest) in out.chunks_exact_mut(32).enumerate() {
-            for i in 0..4 {
-                digest[8 * i..8 * i + 8].copy_from_slice(&lanes[i][k].to_le_bytes());
-            }
-        }
+        squeeze(&state, out);
     }
 }
 
