@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import requests
 
 from settlement.errors import ChainError, UsageError
 from sinks.chain import anvil
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_taken_port_is_refused(tmp_path, anvil_url):
@@ -42,3 +46,31 @@ def test_a_stale_record_is_not_a_running_chain(tmp_path):
     assert anvil.running(tmp_path) is None
     assert anvil.stop(tmp_path) is None
     assert not (tmp_path / "chain" / "anvil.json").exists()
+
+
+def _mine(url: str, blocks: int) -> None:
+    request = {"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [blocks]}
+    assert requests.post(url, json=request, timeout=30).ok
+
+
+def test_the_states_anvil_moves_out_of_memory_are_removed_when_it_is_terminated(tmp_path):
+    port, log_file = anvil.free_port(), tmp_path / "anvil.log"
+    process = anvil.launch(port, log_file)
+    url = f"http://127.0.0.1:{port}"
+    anvil.wait_ready(url, process, log_file)
+    _mine(url, 600)  # anvil keeps the newest states in memory and writes the older ones out
+    states = anvil.states_folder(log_file, port)
+    assert any(states.rglob("*.json")), "anvil wrote no states: the test no longer covers the leak"
+    anvil.terminate(process.pid)
+    assert not states.exists()
+
+
+def test_chain_down_removes_the_states_of_the_chain_chain_up_started(tmp_path):
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "chain", "up", "--output", str(tmp_path), "--port", "0"],
+                   cwd=REPO, check=True, capture_output=True)  # another process: its anvil is not our child
+    chain = anvil.running(tmp_path)
+    _mine(chain.url, 600)
+    states = anvil.states_folder(Path(chain.log_file), chain.port)
+    assert any(states.rglob("*.json"))
+    assert anvil.stop(tmp_path) == chain
+    assert not states.exists()

@@ -42,14 +42,6 @@ def _trial_inputs(root, t, tariff):
     return {"trial": t, "out": out, "files": files, "ids": ids, "runs": runs}
 
 
-def _batched(forks, runs):
-    """Fork `runs` AT_ONCE trials' worth at a time; results in order."""
-    results = []
-    for start in range(0, len(runs), AT_ONCE):
-        results += forks.run(runs[start:start + AT_ONCE])
-    return results
-
-
 @pytest.fixture(scope="module")
 def trials(forks, tmp_path_factory):
     root = tmp_path_factory.mktemp("trials")
@@ -65,11 +57,11 @@ def trials(forks, tmp_path_factory):
         trial["retries"] = []
     while any(pending):  # the operator's retries: one at a time per OUT
         now = [(trial, queue.pop(0)) for trial, queue in zip(trials, pending) if queue]
-        done = _batched(forks, [{"argv": trial["runs"][k]["argv"]} for trial, k in now])
+        done = forks.run([{"argv": trial["runs"][k]["argv"]} for trial, k in now], at_once=AT_ONCE)
         for (trial, k), result in zip(now, done):
             trial["retries"].append((k, result))
-    references = _batched(forks, [{"argv": [str(a) for a in batch_args(trial["files"], tariff, root / f"t{trial['trial']}-one")]}
-                                  for trial in trials])
+    references = forks.run([{"argv": [str(a) for a in batch_args(trial["files"], tariff, root / f"t{trial['trial']}-one")]}
+                            for trial in trials], at_once=AT_ONCE)
     verified = forks.run([{"argv": ["verify", "--output", str(trial["out"])]} for trial in trials])
     for trial, reference, verify in zip(trials, references, verified):
         assert reference["code"] == 0, reference

@@ -86,13 +86,6 @@ def _quarantine_rows(out) -> int:
 AT_ONCE = 2  # trials run side by side, each on its own OUT
 
 
-def _batched(forks, runs):
-    results = []
-    for start in range(0, len(runs), AT_ONCE):
-        results += forks.run(runs[start:start + AT_ONCE])
-    return results
-
-
 @pytest.fixture(scope="module")
 def trials(forks, clean, tmp_path_factory):
     """Every kill point, then every rerun, then every verify: AT_ONCE at a time."""
@@ -108,13 +101,13 @@ def trials(forks, clean, tmp_path_factory):
     for trial in trials:  # each killed run traces its renames, to tell a kill after its last one
         trial["trace"] = trial["out"].parent / "trace.txt"
         trial["how"].setdefault("env", {})["METERROOT_WRITE_TRACE"] = str(trial["trace"])
-    for trial, killed in zip(trials, _batched(forks, [{"argv": t["argv"], **t["how"]} for t in trials])):
+    for trial, killed in zip(trials, forks.run([{"argv": t["argv"], **t["how"]} for t in trials], at_once=AT_ONCE)):
         trial["killed"] = killed
         trial["finished"] = _renames(trial["trace"]) == runs[trial["n"]]["writes"]
     # A timed kill may land after the run's last rename (while the process exits): that run
     # finished, and running it again would be a second run of a settled input, not a recovery.
     again = [t for t in trials if t["killed"]["code"] == -9 and not t["finished"]]
-    for trial, rerun in zip(again, _batched(forks, [{"argv": t["argv"]} for t in again])):
+    for trial, rerun in zip(again, forks.run([{"argv": t["argv"]} for t in again], at_once=AT_ONCE)):
         trial["rerun"] = rerun
     for trial, verified in zip(trials, forks.run([{"argv": ["verify", "--output", str(t["out"])]} for t in trials])):
         trial["verify"] = verified
