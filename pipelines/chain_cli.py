@@ -409,9 +409,7 @@ def _unstake_request(args) -> int:
 
 def _unstake_execute(args) -> int:
     registry = _registry(args)
-    before = registry.token_balance(registry.sender.address)
-    result = registry.unstake()
-    returned = registry.token_balance(registry.sender.address) - before
+    result, returned = _returning(registry, registry.unstake)
     print(f"unstaked {returned} wei to {registry.sender.address} in tx {result.tx_hash}; stake now "
           f"{registry.stakes(registry.sender.address).staked} wei")
     return 0
@@ -476,9 +474,7 @@ def _withdraw_request(args) -> int:
 
 def _withdraw_execute(args) -> int:
     registry = _registry(args)
-    before = registry.token_balance(registry.sender.address)
-    result = registry.withdraw()
-    returned = registry.token_balance(registry.sender.address) - before
+    result, returned = _returning(registry, registry.withdraw)
     print(f"withdrew {returned} wei to {registry.sender.address} in tx {result.tx_hash}; deposit now "
           f"{registry.deposit_of(registry.sender.address)} wei")
     return 0
@@ -507,6 +503,13 @@ def _status(args) -> int:
 
 
 # ----------------------------------------------------------------------------------- helpers
+def _returning(registry, send):
+    """`send()`'s receipt and the wei it returned to the sender (its token balance after - before)."""
+    before = registry.token_balance(registry.sender.address)
+    result = send()
+    return result, registry.token_balance(registry.sender.address) - before
+
+
 def _running_chain_url(out: Path | None) -> str | None:
     if out is None:
         return None
