@@ -80,6 +80,18 @@ def from_ipc(payload: bytes) -> pa.Table:
     return pa.ipc.open_stream(payload).read_all()
 
 
+def pane_payload(blocks: list[bytes]) -> bytes:
+    """A pane's blocks as they came, unopened: the cut sorts all its events once
+    (settlement.stream_records.sorted_events), so a pane is neither decoded, sorted nor
+    compressed again on its way to the writer."""
+    return pickle.dumps(list(blocks), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def pane_events(payload: bytes) -> pa.Table:
+    blocks = pickle.loads(payload)
+    return pa.concat_tables([from_ipc(b) for b in blocks]) if blocks else EVENT_SCHEMA.empty_table()
+
+
 def shard_of(events: pa.Table, shards: int) -> pa.Array:
     """Shard of each event by its dedup key (provider, event_id): copies of one key meet."""
     from settlement import duck
@@ -262,7 +274,7 @@ class BlockTime(TimestampAssigner):
 
 
 class EpochPane(ProcessWindowFunction):
-    """All blocks of one (shard, epoch) since its last firing -> one pane, sorted. The purging
+    """All blocks of one (shard, epoch) since its last firing -> one pane (pane_payload). The purging
     trigger makes each firing carry only what arrived since the last one (discarding panes).
     A pane is on time when it is the window's first and holds data read before the window's
     end; else it is late (within the allowed lateness: Flink drops nothing that reaches here)."""
@@ -277,11 +289,10 @@ class EpochPane(ProcessWindowFunction):
         firings.update(index + 1)
         elements = list(elements)
         late = index > 0 or all(e[7] >= window.max_timestamp() for e in elements)
-        tables = [from_ipc(e[6]) for e in elements]
         digests = sorted({(e[4], e[5]) for e in elements})
-        table = pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
         yield block_row(PANE + (":late" if late else ""), window.start // self.epoch_ms, key,
-                        window.max_timestamp(), json.dumps(digests), str(index), to_ipc(table))
+                        window.max_timestamp(), json.dumps(digests), str(index),
+                        pane_payload([e[6] for e in elements]))
 
     def clear(self, context):
         context.window_state().get_state(ValueStateDescriptor("firings", Types.LONG())).clear()
@@ -369,7 +380,7 @@ class CutWriter(KeyedProcessFunction):
             groups = [late]
         for number, group in enumerate(groups):
             panes = [Pane(epoch=p[0], timing=ON_TIME if p[1] else LATE, index=p[2],
-                          events=from_ipc(p[4]), digests=p[3]) for p in group]
+                          events=pane_events(p[4]), digests=p[3]) for p in group]
             quarantined = [Quarantined(from_ipc(q[1]), q[0]) for q in held] if number == 0 else []
             # the number this cut gets: checkpointed state, or the job's first batch (the
             # ledger head when the job was submitted: a restore must not read HEAD again)
