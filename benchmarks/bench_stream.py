@@ -296,6 +296,15 @@ def flink_throughput(work: Path, events: int, epochs: int, master: str | None, l
     flink_watch_delays(work, min(epochs, 6), watch_events, interval, master)
 
 
+def keep_cluster_logs(cluster: Path) -> None:
+    """A failed standalone run: its cluster's logs outlive the temporary folder (.cache/)."""
+    import shutil
+
+    kept = Path(__file__).resolve().parent.parent / ".cache" / f"bench-flink-logs-{int(time.time())}"
+    shutil.copytree(cluster / "log", kept, dirs_exist_ok=True)
+    print(f"the standalone cluster's logs are kept in {kept}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events of the larger replay")
@@ -324,6 +333,9 @@ def main(argv=None) -> None:
             try:
                 flink_throughput(work, args.events, args.epochs, cluster.master,
                                  "Flink standalone (2 TaskManagers)", args.watch_events, args.interval)
+            except BaseException:
+                keep_cluster_logs(work / "cluster")
+                raise
             finally:
                 down(work / "cluster")
     if "beam" not in engines:

@@ -69,7 +69,16 @@ IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 Python operators and Flink's Java runtime, and every checkpoint of the state, moves bytes."""
 
 
+DICTIONARY_COLUMNS = ("provider", "node_id", "consumer", "contract", "unit", "source", "reason")
+"""String columns of few distinct values, dictionary-encoded in a block: a column of one repeated
+address still costs its offsets, which zstd packs poorly (an event block: 27 bytes an event plain,
+9 so). from_ipc gives the plain strings back, the same table."""
+
+
 def to_ipc(table: pa.Table) -> bytes:
+    for i, f in enumerate(table.schema):
+        if f.name in DICTIONARY_COLUMNS and pa.types.is_string(f.type):
+            table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema, options=IPC_OPTIONS) as writer:
         writer.write_table(table)
@@ -77,7 +86,23 @@ def to_ipc(table: pa.Table) -> bytes:
 
 
 def from_ipc(payload: bytes) -> pa.Table:
-    return pa.ipc.open_stream(payload).read_all()
+    table = pa.ipc.open_stream(payload).read_all()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table
+
+
+def pane_payload(blocks: list[bytes]) -> bytes:
+    """A pane's blocks as they came, unopened: the cut sorts all its events once
+    (settlement.stream_records.sorted_events), so a pane is neither decoded, sorted nor
+    compressed again on its way to the writer."""
+    return pickle.dumps(list(blocks), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def pane_events(payload: bytes) -> pa.Table:
+    blocks = pickle.loads(payload)
+    return pa.concat_tables([from_ipc(b) for b in blocks]) if blocks else EVENT_SCHEMA.empty_table()
 
 
 def shard_of(events: pa.Table, shards: int) -> pa.Array:
@@ -262,7 +287,7 @@ class BlockTime(TimestampAssigner):
 
 
 class EpochPane(ProcessWindowFunction):
-    """All blocks of one (shard, epoch) since its last firing -> one pane, sorted. The purging
+    """All blocks of one (shard, epoch) since its last firing -> one pane (pane_payload). The purging
     trigger makes each firing carry only what arrived since the last one (discarding panes).
     A pane is on time when it is the window's first and holds data read before the window's
     end; else it is late (within the allowed lateness: Flink drops nothing that reaches here)."""
@@ -277,11 +302,10 @@ class EpochPane(ProcessWindowFunction):
         firings.update(index + 1)
         elements = list(elements)
         late = index > 0 or all(e[7] >= window.max_timestamp() for e in elements)
-        tables = [from_ipc(e[6]) for e in elements]
         digests = sorted({(e[4], e[5]) for e in elements})
-        table = pa.concat_tables(tables).sort_by([("source", "ascending"), ("record_no", "ascending")])
         yield block_row(PANE + (":late" if late else ""), window.start // self.epoch_ms, key,
-                        window.max_timestamp(), json.dumps(digests), str(index), to_ipc(table))
+                        window.max_timestamp(), json.dumps(digests), str(index),
+                        pane_payload([e[6] for e in elements]))
 
     def clear(self, context):
         context.window_state().get_state(ValueStateDescriptor("firings", Types.LONG())).clear()
@@ -298,9 +322,10 @@ class CutWriter(KeyedProcessFunction):
     def open(self, runtime_context):
         config = self.config
         pickled = Types.PICKLED_BYTE_ARRAY()
-        # on-time panes by epoch, so a cut reads only its own epochs' panes (not every pane
-        # waiting for a later epoch, each time); late panes apart, in arrival order
-        self.panes = runtime_context.get_map_state(MapStateDescriptor("panes", Types.LONG(), pickled))
+        # on-time panes by (epoch, shard), each written once (a list per epoch would be read and
+        # written again with every pane of it), so a cut reads only its own epochs' panes;
+        # late panes apart, in arrival order
+        self.panes = runtime_context.get_map_state(MapStateDescriptor("panes", Types.STRING(), pickled))
         self.late_panes = runtime_context.get_list_state(ListStateDescriptor("late_panes", pickled))
         self.quarantined = runtime_context.get_list_state(ListStateDescriptor("quarantined", pickled))
         self.tally = runtime_context.get_state(ValueStateDescriptor("tally", pickled))
@@ -319,7 +344,8 @@ class CutWriter(KeyedProcessFunction):
             digests = tuple(tuple(d) for d in json.loads(row[4]))
             pane = (row[1], on_time, int(row[5]), digests, row[6])
             if on_time:
-                self.panes.put(row[1], (self.panes.get(row[1]) or []) + [pane])
+                key = f"{row[1]}:{row[2]}"
+                self.panes.put(key, (self.panes.get(key) or []) + [pane])
                 ctx.timer_service().register_event_time_timer(row[3])
             else:
                 self.late_panes.add(pane)
@@ -349,12 +375,13 @@ class CutWriter(KeyedProcessFunction):
     def on_timer(self, timestamp, ctx):
         epoch_ms = self.epoch_ms
         finished = timestamp >= END_OF_TIME
-        epochs = sorted(e for e in self.panes.keys() if finished or e * epoch_ms + epoch_ms - 1 <= timestamp)
-        due = [pane for e in epochs for pane in self.panes.get(e)]
+        keys = sorted((tuple(map(int, k.split(":"))) for k in self.panes.keys()))
+        keys = [f"{e}:{shard}" for e, shard in keys if finished or e * epoch_ms + epoch_ms - 1 <= timestamp]
+        due = [pane for key in keys for pane in self.panes.get(key)]
         late = list(self.late_panes.get())
         yield from self._cut(due, late, finished)
-        for e in epochs:
-            self.panes.remove(e)
+        for key in keys:
+            self.panes.remove(key)
         if due or finished:  # the late panes rode on this cut
             self.late_panes.clear()
 
@@ -369,7 +396,7 @@ class CutWriter(KeyedProcessFunction):
             groups = [late]
         for number, group in enumerate(groups):
             panes = [Pane(epoch=p[0], timing=ON_TIME if p[1] else LATE, index=p[2],
-                          events=from_ipc(p[4]), digests=p[3]) for p in group]
+                          events=pane_events(p[4]), digests=p[3]) for p in group]
             quarantined = [Quarantined(from_ipc(q[1]), q[0]) for q in held] if number == 0 else []
             # the number this cut gets: checkpointed state, or the job's first batch (the
             # ledger head when the job was submitted: a restore must not read HEAD again)
@@ -560,6 +587,14 @@ def environment(config: dict):
         "rest.address": "127.0.0.1",
     }.items():
         conf.set_string(key, value)
+    # On the embedded mini-cluster (this process starts its JVM here; under `flink run` the
+    # client's JVM is up already and this changes nothing): the JVM lives as long as the job,
+    # so C2's optimising compiler never pays back its cost (it took ~12 s of CPU in a 1M-event
+    # replay: a core the Python side needed on 2 cores); C1 only. And the Python operators run
+    # in worker processes of their own (one per slot), not all in this one (PyFlink's loopback
+    # default): measured, README's Flink rows.
+    os.environ["JVM_ARGS"] = " ".join(filter(None, [os.environ.get("JVM_ARGS"), "-XX:TieredStopAtLevel=1"]))
+    os.environ.setdefault("_python_worker_execution_mode", "process")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config["parallelism"])
     env.get_config().set_auto_watermark_interval(20)
