@@ -187,11 +187,17 @@ def _price_in_duckdb(usage: pa.Table, prior: pa.Table | None, tariff: Tariff, ba
 
 def _ranked(column) -> tuple[np.ndarray, pa.Array]:
     """(each row's rank among the column's distinct values, those values in ascending order)."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    by_value = pc.sort_indices(encoded.dictionary)
-    rank_of = np.empty(len(encoded.dictionary), np.int64)
-    rank_of[by_value.to_numpy()] = np.arange(len(encoded.dictionary))
-    return rank_of[encoded.indices.to_numpy(zero_copy_only=False)], encoded.dictionary.take(by_value)
+    chunks = pc.dictionary_encode(column).chunks if isinstance(column, pa.ChunkedArray) else [
+        pc.dictionary_encode(column)]
+    # the chunks of one encoding share its final dictionary: no copy of the column is needed
+    if not chunks or any(len(c.dictionary) != len(chunks[-1].dictionary) for c in chunks):
+        chunks = [pc.dictionary_encode(column.combine_chunks())]
+    dictionary = chunks[-1].dictionary
+    indices = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+    by_value = pc.sort_indices(dictionary)
+    rank_of = np.empty(len(dictionary), np.int64)
+    rank_of[by_value.to_numpy()] = np.arange(len(dictionary))
+    return rank_of[indices], dictionary.take(by_value)
 
 
 def sort_by_key(table: pa.Table, keys) -> tuple[pa.Table, list[np.ndarray]]:

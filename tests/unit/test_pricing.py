@@ -72,6 +72,9 @@ def test_sorted_key_pricing_equals_the_string_keyed_sql_and_the_reference(usage,
     expected = price_usage_exact(table, quantities_by_key(prior_rows) if prior_rows else {}, rules, 3)
     lines = pricing._price_sorted(table, prior_rows, rules, 3)
     assert lines is not None and lines.equals(expected)
+    half = table.num_rows // 2  # columns of several chunks (as DuckDB's results come) alike
+    chunked = pa.concat_tables([table.slice(0, half), table.slice(half)])
+    assert pricing._price_sorted(chunked, prior_rows, rules, 3).equals(expected)
     assert pricing._price_by_key_strings(table, prior_rows, rules, 3).equals(expected)
 
 
