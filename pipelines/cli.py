@@ -56,9 +56,13 @@ def keep_freed_memory() -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc: nothing to tune
         return
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     mallopt(m_mmap_threshold, 32 << 20)   # glibc's largest allowed mmap threshold on 64-bit
     mallopt(m_trim_threshold, 1 << 30)
+    # glibc gives each thread that allocates its own arena (up to 8 per core), each keeping its
+    # freed blocks: with the runner's and the block pools' threads, copies of the kept memory.
+    # Two arenas for two cores (measured at 2M wide events: peak RSS 2,394 -> 2,197 MiB).
+    mallopt(m_arena_max, 2)
 
 
 def build_parser() -> argparse.ArgumentParser:

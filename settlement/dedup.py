@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from settlement import duck
 from settlement.events import CONTENT_COLUMNS, EVENT_SCHEMA, QUARANTINE_SCHEMA
 
 KEY = ["provider", "event_id"]
@@ -57,13 +58,29 @@ def _json(obj) -> str:
 
 
 def _unique_keys(table: pa.Table) -> pa.Array:
-    """Mask of rows whose (provider, event_id) occurs once in `table`."""
-    counts = table.select(KEY).group_by(KEY).aggregate([([], "count_all")])
+    """Mask of rows whose (provider, event_id) occurs once in `table`.
+
+    Copies of a key have equal 64-bit hashes (DuckDB's hash of the pair), so only rows whose hash
+    repeats can repeat a key: they alone are grouped by key (none, or a few, in the usual batch)."""
+    n = table.num_rows
+    mask = np.ones(n, dtype=bool)
+    if n < 2:
+        return pa.array(mask)
+    hashes = duck.query("SELECT hash(provider, event_id) AS h FROM t", {"t": table.select(KEY)}) \
+                 .column("h").to_numpy()
+    order = np.argsort(hashes, kind="stable")
+    same = hashes[order][1:] == hashes[order][:-1]
+    if not same.any():
+        return pa.array(mask)
+    candidate = np.zeros(n, dtype=bool)
+    candidate[1:] |= same
+    candidate[:-1] |= same
+    rows = np.sort(order[candidate])
+    keys = table.select(KEY).take(pa.array(rows))
+    counts = keys.group_by(KEY).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
-    mask = np.ones(table.num_rows, dtype=bool)
     if repeated.num_rows:
-        marked = table.select(KEY).append_column("_row", pa.array(np.arange(table.num_rows))) \
-                      .join(repeated, keys=KEY, join_type="left semi")
+        marked = keys.append_column("_row", pa.array(rows)).join(repeated, keys=KEY, join_type="left semi")
         mask[marked.column("_row").to_numpy()] = False
     return pa.array(mask)
 

@@ -15,8 +15,6 @@ from json.encoder import encode_basestring_ascii
 from typing import Iterable, Sequence
 
 import numpy as np
-from eth_abi import encode as abi_encode
-from eth_utils import to_checksum_address
 
 from settlement.errors import InvalidTree
 from settlement.keccak import extension, keccak256, merkle_nodes, standard_leaf_hashes, standard_tree
@@ -35,6 +33,32 @@ def _abi_value(abi_type: str, item):
     if isinstance(item, str) and abi_type.startswith(("uint", "int")):
         return int(item, 0)
     return item
+
+
+def abi_encode(types: list[str], values: list) -> bytes:
+    """eth_abi's `encode`, imported when first used (with eth_utils, ~0.5 s of a batch's start)."""
+    from eth_abi import encode
+    return encode(types, values)
+
+
+def _batch_words(chain_id: int, registry: str, batch: int) -> bytes:
+    """ABI encoding of (uint256 chain_id, address registry, uint64 batch): three left-padded
+    32-byte words; anything eth_abi would refuse or word otherwise goes to eth_abi."""
+    if (type(chain_id) is int and type(batch) is int and 0 <= chain_id < 2**256 and 0 <= batch < 2**64
+            and isinstance(registry, str) and len(registry) == 42 and registry.startswith("0x")):
+        try:
+            address = bytes.fromhex(registry[2:])
+        except ValueError:
+            address = None
+        if address is not None and (registry[2:].lower() == registry[2:] or registry[2:].upper() == registry[2:]
+                                    or _is_checksummed(registry)):
+            return chain_id.to_bytes(32, "big") + address.rjust(32, b"\0") + batch.to_bytes(32, "big")
+    return abi_encode(["uint256", "address", "uint64"], [chain_id, registry, batch])
+
+
+def _is_checksummed(address: str) -> bool:
+    from settlement.addresses import to_checksum_address
+    return to_checksum_address(address) == address
 
 
 def hash_leaf(leaf_encoding: Sequence[str], value: Sequence) -> bytes:
@@ -64,13 +88,13 @@ def settlement_leaf_hash_block(chain_id: int, registry: str, batch: int, consume
 
     The same bytes as `hash_leaf(SETTLEMENT_LEAF_ENCODING, ...)`: every word of these static
     types is a left-padded 32-byte big-endian value, so the three words the batch shares are
-    eth_abi's and the rest is laid out per leaf: by the Rust extension straight from the lists
+    laid out once (as eth_abi does: _batch_words) and the rest is laid out per leaf: by the Rust extension straight from the lists
     (no Python per leaf), or without it by numpy, all encodings at once. Errors: ValueError
     naming a bad address, OverflowError for an amount outside uint256."""
     n = len(consumers)
     if not n:
         return b""
-    prefix = abi_encode(["uint256", "address", "uint64"], [chain_id, registry, batch])
+    prefix = _batch_words(chain_id, registry, batch)
     native = extension()
     if native is not None:
         return native.settlement_leaf_hashes(prefix, _as_list(consumers), _as_list(payees), _as_list(amounts))
@@ -341,6 +365,7 @@ class StandardMerkleTree:
 def settlement_value(chain_id: int, registry: str, batch: int, consumer: str, payee: str,
                      cumulative: int) -> list:
     """A leaf value as it stands in the dump: integers as decimal strings, EIP-55 addresses."""
+    from eth_utils import to_checksum_address
     return [str(chain_id), to_checksum_address(registry), str(batch),
             to_checksum_address(consumer), to_checksum_address(payee), str(cumulative)]
 

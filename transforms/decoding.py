@@ -396,9 +396,16 @@ def split_lines(block: bytes, with_encoding: bool = False):
 
 # --- CSV --------------------------------------------------------------------------------------
 
-def _kind_of_text(column: pa.Array) -> pa.Array:
+def _kinds(where: pa.Array, then: str, otherwise: str) -> pa.DictionaryArray:
+    """`then` where `where` is true, else `otherwise`, built as KIND_TYPE directly (int8
+    indices into a two-word dictionary) rather than as text encoded afterwards."""
+    return pa.DictionaryArray.from_arrays(pc.cast(where, pa.int8()), pa.array([otherwise, then], pa.string()))
+
+
+def _kind_of_text(column: pa.Array) -> pa.DictionaryArray:
+    """KIND_MISSING (index 1) for a null or empty text, else KIND_STRING (index 0)."""
     empty = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_length(column), 0))
-    return pc.if_else(empty, KIND_MISSING, KIND_STRING)
+    return _kinds(empty, KIND_MISSING, KIND_STRING)
 
 
 HEADER_PEEK = 1 << 20
@@ -494,7 +501,7 @@ def read_csv(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
                     if bad is not None:
                         not_utf8 |= bad
                     kind = _kind_of_text(col)
-                    columns[f] = pc.if_else(pc.equal(kind, KIND_MISSING), pa.scalar(None, pa.string()), col)
+                    columns[f] = pc.if_else(pc.cast(kind.indices, pa.bool_()), pa.scalar(None, pa.string()), col)
                     columns[kind_column(f)] = kind
                 else:
                     columns[kind_column(f)] = pa.array([KIND_MISSING] * n, pa.string())
@@ -547,8 +554,7 @@ def _parquet_column(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     else:
         text = pa.nulls(len(column), pa.string())
         kind = KIND_OTHER
-    kinds = pc.if_else(pc.is_null(column), KIND_MISSING, kind)
-    return text, kinds
+    return text, _kinds(pc.is_null(column), KIND_MISSING, kind)
 
 
 def read_parquet(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
