@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from settlement.addresses import AddressError, normalize_address, to_checksum_address
 from settlement.errors import InvalidTree
 from settlement.keccak import extension, keccak256, merkle_nodes, standard_leaf_hashes, standard_tree
 
@@ -44,21 +45,14 @@ def abi_encode(types: list[str], values: list) -> bytes:
 def _batch_words(chain_id: int, registry: str, batch: int) -> bytes:
     """ABI encoding of (uint256 chain_id, address registry, uint64 batch): three left-padded
     32-byte words; anything eth_abi would refuse or word otherwise goes to eth_abi."""
-    if (type(chain_id) is int and type(batch) is int and 0 <= chain_id < 2**256 and 0 <= batch < 2**64
-            and isinstance(registry, str) and len(registry) == 42 and registry.startswith("0x")):
+    if type(chain_id) is int and type(batch) is int and 0 <= chain_id < 2**256 and 0 <= batch < 2**64:
         try:
-            address = bytes.fromhex(registry[2:])
-        except ValueError:
-            address = None
-        if address is not None and (registry[2:].lower() == registry[2:] or registry[2:].upper() == registry[2:]
-                                    or _is_checksummed(registry)):
+            address = bytes.fromhex(normalize_address(registry)[2:])
+        except AddressError:  # eth_abi's own error, and mixed case it may still take
+            pass
+        else:
             return chain_id.to_bytes(32, "big") + address.rjust(32, b"\0") + batch.to_bytes(32, "big")
     return abi_encode(["uint256", "address", "uint64"], [chain_id, registry, batch])
-
-
-def _is_checksummed(address: str) -> bool:
-    from settlement.addresses import to_checksum_address
-    return to_checksum_address(address) == address
 
 
 def hash_leaf(leaf_encoding: Sequence[str], value: Sequence) -> bytes:
@@ -365,7 +359,6 @@ class StandardMerkleTree:
 def settlement_value(chain_id: int, registry: str, batch: int, consumer: str, payee: str,
                      cumulative: int) -> list:
     """A leaf value as it stands in the dump: integers as decimal strings, EIP-55 addresses."""
-    from eth_utils import to_checksum_address
     return [str(chain_id), to_checksum_address(registry), str(batch),
             to_checksum_address(consumer), to_checksum_address(payee), str(cumulative)]
 
