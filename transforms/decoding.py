@@ -504,7 +504,7 @@ def read_csv(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
                     columns[f] = pc.if_else(pc.cast(kind.indices, pa.bool_()), pa.scalar(None, pa.string()), col)
                     columns[kind_column(f)] = kind
                 else:
-                    columns[kind_column(f)] = pa.array([KIND_MISSING] * n, pa.string())
+                    columns[kind_column(f)] = _kinds(pa.array(np.ones(n, bool)), KIND_MISSING, KIND_STRING)
             if not_utf8.any():
                 columns["malformed"] = pc.if_else(pa.array(not_utf8), "a CSV row that is not valid UTF-8 text",
                                                   pa.scalar(None, pa.string()))
@@ -581,7 +581,7 @@ def read_parquet(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
                         not_utf8 |= bad if bad is not None else False
                     columns[f], columns[kind_column(f)] = _parquet_column(column)
                 else:
-                    columns[kind_column(f)] = pa.array([KIND_MISSING] * n, pa.string())
+                    columns[kind_column(f)] = _kinds(pa.array(np.ones(n, bool)), KIND_MISSING, KIND_STRING)
             if not_utf8.any():
                 columns["malformed"] = pc.if_else(pa.array(not_utf8), "a Parquet row with a string that is not "
                                                   "valid UTF-8", pa.scalar(None, pa.string()))
