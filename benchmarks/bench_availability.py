@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,9 @@ sys.path.insert(0, str(REPO))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from meterroot.children import stop, wait_http  # noqa: E402
 from settlement.availability import AVAILABILITY_SCHEMA  # noqa: E402
+from sinks.chain.anvil import free_port  # noqa: E402
 from settlement.ledger import LedgerHead  # noqa: E402
 from settlement.merkle import (SETTLEMENT_LEAF_ENCODING, StandardMerkleTree, hash_leaf,  # noqa: E402
                                process_proof, settlement_leaf_hashes)
@@ -41,12 +42,6 @@ from sinks import layout  # noqa: E402
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 PROVIDERS = [f"0x{0x1000 + i:040x}" for i in range(8)]
 EPOCH = 498754
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_output(out: Path, n: int) -> list[tuple[str, str]]:
@@ -75,19 +70,6 @@ def build_output(out: Path, n: int) -> list[tuple[str, str]]:
     head = LedgerHead(batch=1, epoch_seconds=3600, chain_id=31337, registry=REGISTRY, roots={1: root})
     layout.write_json(layout.head_path(out), head.to_json())
     return [(c, p) for c, p, _ in rows]
-
-
-def wait(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: the server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
 def fill(adapter_url: str, body: str, attempts: int = 5) -> None:
@@ -149,7 +131,7 @@ def main() -> None:
         adapter = None
         try:
             serve_url = f"http://127.0.0.1:{serve_port}"
-            wait(serve_url + "/health", serve)
+            wait_http(serve_url + "/health", serve, timeout=120)
             started = time.perf_counter()
             consumer, payee = pairs[0]
             urllib.request.urlopen(f"{serve_url}/batches/1/proof?consumer={consumer}&payee={payee}").read()
@@ -180,7 +162,7 @@ def main() -> None:
             adapter = subprocess.Popen([str(REPO / "adapters" / "availability" / "start.sh")], env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             adapter_url = f"http://127.0.0.1:{adapter_port}"
-            wait(adapter_url + "/health", adapter)
+            wait_http(adapter_url + "/health", adapter, timeout=120)
             requests = [json.dumps({"id": "bench", "data": {"endpoint": "availability", "provider": p,
                                                             "epoch": EPOCH}}) for p in PROVIDERS]
             for body in requests:  # fill the cache: what follows is served from it
@@ -203,9 +185,7 @@ def main() -> None:
                 raise SystemExit(f"{len(failed)} adapter requests failed: {failed[0]}")
         finally:
             for process in (serve, adapter):
-                if process is not None and process.poll() is None:
-                    process.terminate()
-                    process.wait(timeout=10)
+                stop(process)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from meterroot.children import stop, wait_http
+
 REPO = Path(__file__).resolve().parents[1]
 ADAPTER_DIR = REPO / "adapters" / "availability"
 
@@ -42,29 +44,6 @@ def _ask_adapter(url: str, body: bytes, attempts: int = 5) -> dict:
                 raise
             time.sleep(1)
     raise AssertionError("unreachable")
-
-
-def _wait_http(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_availability_scene(out: Path, *, chain_url: str, deployment, registry, tariff_path: Path,
@@ -118,13 +97,13 @@ def run_availability_scene(out: Path, *, chain_url: str, deployment, registry, t
         serve = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--output", str(out),
                                   "--listen", f"127.0.0.1:{serve_port}"], cwd=REPO,
                                  stdout=subprocess.DEVNULL, stderr=open(scene / "serve.log", "wb"))
-        _wait_http(serve_url + "/health", serve)
+        wait_http(serve_url + "/health", serve, log=scene / "serve.log")
         env = {**os.environ, "API_ENDPOINT": serve_url, "EA_PORT": str(adapter_port), "EA_HOST": "127.0.0.1",
                "LOG_LEVEL": "error", "METRICS_ENABLED": "false", "CACHE_POLLING_MAX_RETRIES": "20",
                "CACHE_POLLING_SLEEP_MS": "500"}
         adapter = subprocess.Popen([str(ADAPTER_DIR / "start.sh")], cwd=ADAPTER_DIR, env=env,
                                    stdout=subprocess.DEVNULL, stderr=open(scene / "adapter.log", "wb"))
-        _wait_http(adapter_url + "/health", adapter)
+        wait_http(adapter_url + "/health", adapter, log=scene / "adapter.log")
         request = json.dumps({"id": "demo", "data": {"endpoint": "availability", "provider": provider,
                                                      "epoch": epoch}}).encode()
         answer = _ask_adapter(adapter_url, request)
@@ -158,8 +137,8 @@ def run_availability_scene(out: Path, *, chain_url: str, deployment, registry, t
         if epoch_of(now_ms, tariff_epoch_seconds(tariff_path)) != epoch:
             raise RuntimeError(f"the probes' epoch {epoch} is not the epoch of their time {now_ms}")
     finally:
-        _stop(adapter)
-        _stop(serve)
+        stop(adapter)
+        stop(serve)
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from meterroot import children
 from meterroot.gateway.server import PROVIDER_KEY_ENV
 from settlement.errors import MeterrootError
 
@@ -42,11 +43,4 @@ def wait_healthy(url: str, process: subprocess.Popen, log_file: Path, *, timeout
 
 def stop(process: subprocess.Popen, *, timeout: float = 15) -> int:
     """SIGTERM (the gateway publishes its open usage file and its permits), SIGKILL after `timeout`."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+    return children.stop(process, timeout=timeout)

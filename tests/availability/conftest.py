@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from meterroot.children import stop, wait_http
 from sinks.chain import anvil
 from sinks.chain.deployment import deploy
 from sinks.chain.keys import anvil_dev_account
@@ -63,29 +63,6 @@ def free_port() -> int:
     return anvil.free_port()
 
 
-def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout} s: {log.read_text()[-2000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @dataclass(frozen=True)
 class Settled:
     out: Path
@@ -125,7 +102,7 @@ def serve_url(settled_output, tmp_path_factory):
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/health", process, log)
+        wait_http(url + "/health", process, log=log, timeout=180)
         yield url
     finally:
         stop(process)
@@ -150,7 +127,7 @@ def start_adapter(api_endpoint: str, log: Path, **settings) -> tuple[subprocess.
         process = subprocess.Popen([str(adapter_entry())], stdout=handle, stderr=subprocess.STDOUT,
                                    env=env, cwd=ADAPTER_DIR)
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", process, log)
+    wait_http(url + "/health", process, log=log, timeout=180)
     return process, url
 
 

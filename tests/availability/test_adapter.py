@@ -61,7 +61,7 @@ def test_repeated_requests_are_served_from_the_cache_when_serve_is_gone(settled_
                                  stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
     adapter = None
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", serve, log)
+        wait_http(f"http://127.0.0.1:{port}/health", serve, log=log, timeout=180)
         adapter, url = start_adapter(f"http://127.0.0.1:{port}", tmp_path / "adapter.log", CACHE_MAX_AGE=120000)
         status, first = post_json(url, availability_request(PROVIDER_A, EPOCH))
         assert status == 200
