@@ -189,6 +189,38 @@ def _malformed_top(top: pa.Array) -> pa.Array:
                    pc.binary_join_element_wise("a JSON ", pc.utf8_lower(top), ", not an object", "")))
 
 
+_NULL = np.frombuffer(b"null", np.uint8)
+_FIELD_BYTES = {f: np.frombuffer(f'"{f}'.encode(), np.uint8) for f in FIELDS}
+
+
+def _named_null_keys(data: np.ndarray, starts: np.ndarray, marks: np.ndarray, n: int) -> dict:
+    """{field: mask of the lines holding the bytes `"field":null`}, for the fields that do.
+
+    DuckDB reads a key whose value is null as absent, so without these a line with
+    `"token_id":null` has one more `"…":` mark than fields found and would be listed again as
+    a suspect. Counting such a field as found keeps `found` a lower bound of the line's distinct
+    keys: each field is counted once (present or named null), and each `"…":null` mark ends one
+    key occurrence whose bytes end in one field's name only (anything that does not read
+    exactly so, like `"token_id": null` or an escaped name, is not counted and stays suspect)."""
+    if not len(marks):
+        return {}
+    nulls = marks[marks + 6 <= len(data)]
+    for i, byte in enumerate(_NULL, start=2):  # each test on the few marks left by the one before
+        nulls = nulls[data[nulls + i] == byte]
+    if not len(nulls):
+        return {}
+    result = {}
+    for field, name in _FIELD_BYTES.items():
+        hit = nulls[nulls >= len(name)]
+        for i in range(len(name), 0, -1):
+            hit = hit[data[hit - i] == name[len(name) - i]]
+        if len(hit):
+            mask = np.zeros(n, dtype=bool)
+            mask[np.searchsorted(starts, hit, side="right") - 1] = True
+            result[field] = mask
+    return result
+
+
 PREFETCH_BLOCKS = 2
 """Blocks decoded ahead, on worker threads, while the caller works on the current one: DuckDB,
 numpy and Arrow release the GIL, so decoding the next block overlaps validating this one."""
@@ -215,8 +247,12 @@ class JsonLinesDecoder:
         marks = quotes[after == ord(":")]
         per_line = np.bincount(np.searchsorted(starts, marks, side="right") - 1, minlength=n)[:n]
         found = np.zeros(n, dtype=np.int64)
+        named_null = _named_null_keys(data, starts, marks, n)
         for field in FIELDS:
-            found += np.asarray(pc.is_valid(out.column(field)), dtype=np.int64)
+            present = np.asarray(pc.is_valid(out.column(field)), dtype=bool)
+            if field in named_null:
+                present |= named_null[field]
+            found += present
         suspect = per_line > found
         spaced = quotes[(after == ord(" ")) | (after == ord("\t")) | (after == ord("\r")) | (after == ord("\n"))]
         if len(spaced):

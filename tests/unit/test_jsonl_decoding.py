@@ -129,3 +129,25 @@ def test_a_mapped_file_decodes_as_its_stream_does_in_blocks_of_any_size(monkeypa
     streamed = list(JsonLinesDecoder().read(io.BytesIO(data), SOURCE))
     as_rows = lambda tables: pa.concat_tables(tables).to_pylist() if tables else []  # noqa: E731
     assert as_rows(mapped) == as_rows(streamed)
+
+
+null_heavy_values = st.one_of(st.none(), st.integers(0, 9), st.sampled_from(['"null"', '":null"', "x\"token_id"]),
+                              st.dictionaries(st.sampled_from(FIELDS), st.none(), max_size=2))
+keys = st.one_of(st.sampled_from(FIELDS), st.sampled_from(['a"token_id', "xtoken_id", "\u0074oken_id", "unit "]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(keys, null_heavy_values), max_size=5), min_size=1, max_size=12),
+       st.sampled_from([(",", ":"), (", ", ": ")]), st.booleans())
+def test_a_key_given_twice_is_malformed_whatever_the_nulls_and_spacing(objects, separators, ascii_escapes):
+    """Compact lines with `"key":null` (DuckDB reads a null as an absent key) and duplicate keys,
+    nested or escaped names: malformed exactly where the JSON library sees a top-level key twice."""
+    def line(pairs):
+        items = [json.dumps(k, ensure_ascii=ascii_escapes) + separators[1] + json.dumps(v, separators=separators)
+                 for k, v in pairs]
+        return "{" + separators[0].join(items) + "}"
+    data = "".join(line(pairs) + "\n" for pairs in objects).encode()
+    rows = decode(data)
+    for pairs, row in zip(objects, rows):
+        twice = len({k for k, _ in pairs}) < len(pairs)
+        assert row["malformed"] == ("a JSON object with a key given more than once" if twice else None), pairs
