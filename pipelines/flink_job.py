@@ -94,8 +94,8 @@ def from_ipc(payload: bytes) -> pa.Table:
 
 
 def pane_payload(blocks: list[bytes]) -> bytes:
-    """A pane's blocks as they came, unopened: the cut sorts all its events once
-    (settlement.stream_records.sorted_events), so a pane is neither decoded, sorted nor
+    """A pane's blocks as they came, unopened: the cut puts all its events in record order once
+    (settlement.dedup.resolve), so a pane is neither decoded, sorted nor
     compressed again on its way to the writer."""
     return pickle.dumps(list(blocks), protocol=pickle.HIGHEST_PROTOCOL)
 

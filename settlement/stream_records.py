@@ -22,8 +22,8 @@ class Pane:
     index: int
     """0 for the window's first firing, then 1, 2, …"""
     events: pa.Table
-    """The pane's events (EVENT_SCHEMA), in any order: a cut sorts all of its panes' events at once
-    (sorted_events), by (source, record_no)."""
+    """The pane's events (EVENT_SCHEMA), in any order: a cut puts all of its panes' events in
+    (source, record_no) order once (settlement.dedup.resolve)."""
     digests: tuple[tuple[str, str], ...]
     """(path, sha256) of the files the events came from."""
 

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -24,7 +25,7 @@ from settlement.errors import InvariantBroken
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from settlement.ledger import LedgerHead, check_continuation
 from settlement.manifest import CATEGORIES
-from settlement.stream_records import FileRead, Pane, Quarantined, merge_digests, sorted_events
+from settlement.stream_records import FileRead, Pane, Quarantined, merge_digests
 from settlement.tariff import Tariff
 from settlement.token_ids import TokenIds
 from settlement.transition import Chain, Ledger, settle_cut
@@ -79,10 +80,13 @@ class CutOutcome:
 # ----------------------------------------------------------------------------------- the cut
 
 class SettledKeys:
-    """(provider, event_id) of every event a ledger has settled, kept in step with its head by
-    reading only the batches added since the last look: a cut finds which of its keys were
-    settled before without scanning the whole history. A cache of files on disk, not state:
-    a new writer rebuilds it from the ledger."""
+    """Hashes of the (provider, event_id) of every event a ledger has settled, kept in step with
+    its head by reading only the batches added since the last look: a cut finds which of its
+    keys may have been settled before without scanning the whole history, by a binary search
+    per event in a sorted array (8 bytes a settled event), not a join against every settled key.
+    A hash that matches is only a candidate: the settled copies of the candidates are read from
+    the ledger and compared by their exact key (settlement.dedup.resolve). A cache of files on
+    disk, not state: a new writer rebuilds it from the ledger."""
 
     def __init__(self, out: str):
         self.out = Path(out)
@@ -91,9 +95,10 @@ class SettledKeys:
     def _reset(self) -> None:
         self.batch = 0
         self.root = None
-        self.keys = pa.table({"provider": pa.array([], pa.string()), "event_id": pa.array([], pa.string())})
+        self.hashes = np.empty(0, dtype=np.uint64)
 
-    def through(self, head: LedgerHead | None) -> pa.Table:
+    def through(self, head: LedgerHead | None) -> np.ndarray:
+        """The sorted key hashes of the batches through `head`."""
         settled = head.batch if head else 0
         if settled < self.batch or (self.batch and head.roots.get(self.batch) != self.root):
             self._reset()  # the ledger was replaced under us: read it again
@@ -101,10 +106,33 @@ class SettledKeys:
                  for batch in range(self.batch + 1, settled + 1)
                  for path in sorted(layout.events_dir(self.out, batch).glob("*.parquet"))]
         if added:
-            self.keys = pa.concat_tables([self.keys, *(t.cast(self.keys.schema) for t in added)])
+            new = np.sort(key_hashes(pa.concat_tables([t.cast(KEY_SCHEMA) for t in added])))
+            self.hashes = np.insert(self.hashes, np.searchsorted(self.hashes, new), new)
         self.batch = settled
         self.root = head.roots.get(settled) if head else None
-        return self.keys
+        return self.hashes
+
+    def candidates(self, head: LedgerHead | None, events: pa.Table) -> pa.Table:
+        """The keys of `events` whose hash a settled key has (all settled keys among them)."""
+        settled = self.through(head)
+        keys = events.select(list(KEY))
+        if not len(settled) or not keys.num_rows:
+            return keys.slice(0, 0)
+        hashes = key_hashes(keys)
+        at = np.minimum(np.searchsorted(settled, hashes), len(settled) - 1)
+        return keys.filter(pa.array(settled[at] == hashes))
+
+
+KEY_SCHEMA = pa.schema([("provider", pa.string()), ("event_id", pa.string())])
+
+
+def key_hashes(keys: pa.Table) -> np.ndarray:
+    """DuckDB's 64-bit hash of each (provider, event_id): equal keys, equal hashes (within one
+    process: SettledKeys is a cache, never stored)."""
+    from settlement import duck
+
+    return duck.query("SELECT hash(provider, event_id) AS h FROM keys",
+                      {"keys": keys.select(list(KEY))}).column(0).to_numpy().astype(np.uint64, copy=False)
 
 
 def settled_copies(store: LedgerStore, head: LedgerHead | None, events: pa.Table,
@@ -114,7 +142,7 @@ def settled_copies(store: LedgerStore, head: LedgerHead | None, events: pa.Table
     from `known` without reading events)."""
     if not events.num_rows:
         return None
-    seen = known.through(head).join(events.select(list(KEY)), keys=list(KEY), join_type="left semi")
+    seen = known.candidates(head, events)
     if not seen.num_rows:
         return None
     last = head.batch if before is None else before - 1
@@ -159,7 +187,8 @@ def cut_batch(target: LedgerTarget, panes: list[Pane], quarantined: list[Quarant
     check_continuation(head, tariff.epoch_seconds, target.chain_id, target.registry, str(store.root))
     settled = head.batch if head else 0
     known = known or SettledKeys(target.out)
-    events = sorted_events([p.events for p in panes]) if panes else EVENT_SCHEMA.empty_table()
+    # in any order: the transition puts them in record order once (settlement.dedup.resolve)
+    events = pa.concat_tables([p.events for p in panes]) if panes else EVENT_SCHEMA.empty_table()
     epochs = tuple(sorted({p.epoch for p in panes}))
     if batch is not None and batch <= settled:
         return _replayed_cut(target, store, head, batch, events, quarantined, known, epochs)
