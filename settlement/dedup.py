@@ -57,6 +57,13 @@ def _json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def key_hashes(table: pa.Table) -> np.ndarray:
+    """DuckDB's 64-bit hash of each row's (provider, event_id): copies of a key have equal hashes
+    (within one process: never store them), different keys almost always different ones."""
+    return duck.query("SELECT hash(provider, event_id) AS h FROM t", {"t": table.select(KEY)}) \
+               .column("h").to_numpy().astype(np.uint64, copy=False)
+
+
 def _unique_keys(table: pa.Table) -> pa.Array:
     """Mask of rows whose (provider, event_id) occurs once in `table`.
 
@@ -66,8 +73,7 @@ def _unique_keys(table: pa.Table) -> pa.Array:
     mask = np.ones(n, dtype=bool)
     if n < 2:
         return pa.array(mask)
-    hashes = duck.query("SELECT hash(provider, event_id) AS h FROM t", {"t": table.select(KEY)}) \
-                 .column("h").to_numpy()
+    hashes = key_hashes(table)
     order = np.argsort(hashes, kind="stable")
     same = hashes[order][1:] == hashes[order][:-1]
     if not same.any():

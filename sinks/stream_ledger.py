@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from settlement.dedup import KEY
+from settlement.dedup import KEY, key_hashes
 from settlement.errors import InvariantBroken
 from settlement.events import EVENT_SCHEMA, SETTLED_EVENT_SCHEMA
 from settlement.ledger import LedgerHead, check_continuation
@@ -124,15 +124,6 @@ class SettledKeys:
 
 
 KEY_SCHEMA = pa.schema([("provider", pa.string()), ("event_id", pa.string())])
-
-
-def key_hashes(keys: pa.Table) -> np.ndarray:
-    """DuckDB's 64-bit hash of each (provider, event_id): equal keys, equal hashes (within one
-    process: SettledKeys is a cache, never stored)."""
-    from settlement import duck
-
-    return duck.query("SELECT hash(provider, event_id) AS h FROM keys",
-                      {"keys": keys.select(list(KEY))}).column(0).to_numpy().astype(np.uint64, copy=False)
 
 
 def settled_copies(store: LedgerStore, head: LedgerHead | None, events: pa.Table,

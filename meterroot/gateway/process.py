@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from meterroot import children
 from meterroot.gateway.server import PROVIDER_KEY_ENV
@@ -25,20 +22,14 @@ def launch(options: list[str], provider_key: str, log_file: Path) -> subprocess.
 
 
 def wait_healthy(url: str, process: subprocess.Popen, log_file: Path, *, timeout: float = 120) -> None:
-    """Return once GET url/healthz answers 200; MeterrootError (with the log's tail) otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise MeterrootError(f"the gateway exited with code {process.returncode}: "
-                                 f"{Path(log_file).read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise MeterrootError(f"the gateway did not answer at {url} within {timeout:g} s; see {log_file}")
+    """Return once GET url/healthz answers 200; MeterrootError (with the log's tail) otherwise,
+    the gateway killed if it is still running."""
+    try:
+        children.wait_http(url + "/healthz", process, log=log_file, timeout=timeout)
+    except MeterrootError:
+        if process.poll() is None:
+            process.kill()
+        raise
 
 
 def stop(process: subprocess.Popen, *, timeout: float = 15) -> int:
